@@ -1,0 +1,16 @@
+//! berakhlak: the nightly pipeline that turns raw BerAKHLAK survey dumps into district,
+//! provincial and national indices, published as a partitioned Parquet warehouse.
+//!
+//! Data flows one way, and the modules follow it:
+//! [`ingest`] → [`validate`] → [`dedupe`] → [`score`] → [`estimate`] → [`publish`]
+//! (with [`quarantine`] beside publish for what was rejected). [`pipeline`] wires the stages
+//! together for the `aggregate` and `validate` commands.
+
+pub mod catalogue;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod reference;
+pub mod validate;
+
+pub use error::{Error, ExitCode, Result};

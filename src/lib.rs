@@ -12,5 +12,8 @@ pub mod error;
 pub mod ingest;
 pub mod reference;
 pub mod validate;
+pub mod dedupe;
+pub mod score;
+pub mod estimate;
 
 pub use error::{Error, ExitCode, Result};

@@ -7,6 +7,7 @@
 //! together for the `aggregate` and `validate` commands.
 
 pub mod catalogue;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ingest;
@@ -15,5 +16,9 @@ pub mod validate;
 pub mod dedupe;
 pub mod score;
 pub mod estimate;
+pub mod pipeline;
+pub mod progress;
+pub mod publish;
+pub mod quarantine;
 
 pub use error::{Error, ExitCode, Result};

@@ -1,0 +1,507 @@
+//! The `aggregate` and `validate` commands: ingest → validate → dedupe → score → estimate →
+//! publish, with the quality gate between checking and publishing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant as Clock;
+
+use chrono::{SecondsFormat, Utc};
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::dedupe::{DedupRejection, Deduper, Kept, Position};
+use crate::error::{Error, Result};
+use crate::estimate::{estimate_domains, estimate_institutions, Domains, InstitutionEstimate, Params, Previous};
+use crate::ingest::{self, InputFile, RawRecord, RecordReader};
+use crate::progress::Progress;
+use crate::publish::commit::{self, create_dirs, Entry, Transaction, WarehouseLock};
+use crate::publish::manifest::{InputReport, Manifest, Totals};
+use crate::publish::parquet::FileMeta;
+use crate::publish::{layout, previous, quarantine_staging, stage_tables, write_marker, TableReport, Tables};
+use crate::quarantine::{self, raw_text, QuarantineRecord};
+use crate::reference::{Master, Regions};
+use crate::score::{score, Scale};
+use crate::validate::{validate, Context, Reason};
+
+/// Records validated together (in parallel) before they are handed to deduplication.
+const BATCH: usize = 16 * 1024;
+
+/// The crate version written into files and manifests.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What a run should do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Publish (`aggregate`) or only check (`validate`).
+    pub publish: bool,
+    /// No progress output.
+    pub quiet: bool,
+    /// The run's id.
+    pub run_id: String,
+}
+
+/// A new run id: UTC start time and a random suffix; `BERAKHLAK_RUN_ID` overrides it (tests).
+pub fn new_run_id() -> String {
+    if let Ok(id) = std::env::var("BERAKHLAK_RUN_ID") {
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return id;
+        }
+    }
+    let now = Utc::now();
+    let salt = (now.timestamp_subsec_nanos() as u64) ^ (u64::from(std::process::id()) << 20);
+    format!("{}-{:06x}", now.format("%Y%m%dT%H%M%SZ"), salt & 0xff_ffff)
+}
+
+/// What a run read and decided, for the summary and the manifest.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Per input file.
+    pub inputs: Vec<InputReport>,
+    /// Ignored files.
+    pub ignored: Vec<String>,
+    /// Totals.
+    pub totals: Totals,
+    /// Where the quarantine went (if written).
+    pub quarantine_file: Option<String>,
+    /// Tables written.
+    pub tables: BTreeMap<String, TableReport>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Bytes read from input files.
+    pub bytes_read: u64,
+    /// Recovery done at start.
+    pub recovered: commit::Recovered,
+}
+
+struct FileTally {
+    records_read: u64,
+    by_reason: BTreeMap<Reason, u64>,
+    sha256: String,
+    bytes: u64,
+}
+
+/// The result of reading and checking every input.
+struct Checked {
+    accepted: Vec<Kept>,
+    quarantine: Vec<QuarantineRecord>,
+    tallies: Vec<FileTally>,
+}
+
+/// Runs `aggregate` (publish) or `validate`.
+pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
+    let clock = Clock::now();
+    let started = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut progress = Progress::new(opts.quiet);
+
+    let regions = Regions::load(&cfg.paths.regions)?;
+    let master = Master::load(&cfg.paths.master, &regions)?;
+    let discovery = ingest::discover(&cfg.paths.input)?;
+    // Check every header before reading any record: a bad header stops the run at once.
+    for file in &discovery.files {
+        RecordReader::open(file, cfg.survey.instrument)?;
+    }
+
+    let warehouse = &cfg.paths.warehouse;
+    let (lock, recovered) = if opts.publish {
+        prepare_root(warehouse, 0o755, "warehouse")?;
+        let holder = format!("pid {} started {} run_id {}", std::process::id(), started, opts.run_id);
+        let lock = WarehouseLock::acquire(warehouse, &holder)?;
+        let recovered = commit::recover(warehouse)?;
+        for run in &recovered.rolled_forward {
+            progress.log(&format!("recovery: completed the interrupted publish of run {run}"));
+        }
+        for run in &recovered.rolled_back {
+            progress.log(&format!("recovery: discarded the unfinished staging of run {run}"));
+        }
+        (Some(lock), recovered)
+    } else {
+        (None, commit::Recovered::default())
+    };
+
+    let checked = read_and_check(cfg, &master, &regions, &discovery.files, &mut progress)?;
+    let mut report = account(&discovery, &checked, &master);
+    report.recovered = recovered;
+    report.bytes_read = checked.tallies.iter().map(|t| t.bytes).sum();
+
+    // Quality gate.
+    let gate_rejected = report.totals.quarantined - report.totals.quarantined_by_reason.get("superseded").copied().unwrap_or(0);
+    if report.totals.quarantine_ratio > cfg.publish.max_quarantine_ratio {
+        let diagnosis = layout::rejected_run_dir(&cfg.paths.quarantine, &opts.run_id);
+        if opts.publish {
+            prepare_root(&cfg.paths.quarantine, quarantine::DIR_MODE, "quarantine")?;
+            quarantine::write(&diagnosis, &checked.quarantine, &file_meta(cfg, opts))?;
+        }
+        print_gate_report(&report, &checked.quarantine);
+        return Err(Error::QualityGate {
+            rejected: gate_rejected,
+            read: report.totals.records_read,
+            ratio: report.totals.quarantine_ratio,
+            max: cfg.publish.max_quarantine_ratio,
+            diagnosis,
+        });
+    }
+
+    let scale = Scale::of(cfg.survey.instrument, cfg.survey.likert_min, cfg.survey.likert_max);
+    let params = Params {
+        margin_of_error: cfg.estimation.margin_of_error,
+        min_floor: cfg.estimation.min_floor,
+        suppression_min_n: cfg.estimation.suppression_min_n,
+    };
+    progress.phase("scoring", master.len() as u64, false);
+    let sums = score(&checked.accepted, master.len(), cfg.survey.instrument);
+    drop(checked.accepted);
+    let previous = if opts.publish { previous::load(warehouse, cfg.year - 1)? } else { Previous::default() };
+    let institutions = estimate_institutions(&master, &sums, &scale, &params, &previous);
+    let domains = estimate_domains(&master, &regions, &sums, &institutions, &scale, &params, &previous);
+    progress.set(master.len() as u64);
+    progress.finish();
+    summarise_estimates(&mut report, &institutions, &domains, &master);
+
+    if opts.publish {
+        ensure_inputs_unchanged(&discovery.files)?;
+        progress.phase("writing", 7, false);
+        publish(cfg, opts, &master, &regions, &institutions, &domains, &checked.quarantine, &mut report, &started, clock)?;
+        progress.finish();
+    }
+    drop(lock);
+    report.seconds = clock.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Creates the warehouse or quarantine root if only it is missing; a missing parent is an
+/// operator error (probably a typo), not something to create silently.
+fn prepare_root(root: &Path, mode: u32, what: &str) -> Result<()> {
+    if root.is_dir() {
+        return Ok(());
+    }
+    let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::Usage(format!(
+            "{what} {} cannot be created: its parent directory {} does not exist",
+            root.display(),
+            parent.display()
+        )));
+    }
+    create_dirs(root, mode)
+}
+
+fn file_meta(cfg: &Config, opts: &RunOptions) -> FileMeta {
+    FileMeta {
+        run_id: opts.run_id.clone(),
+        version: VERSION.to_string(),
+        config_sha256: cfg.sha256.clone(),
+        compression: cfg.publish.compression,
+    }
+}
+
+fn read_and_check(
+    cfg: &Config,
+    master: &Master,
+    regions: &Regions,
+    files: &[InputFile],
+    progress: &mut Progress,
+) -> Result<Checked> {
+    let ctx = Context::new(cfg.year, master, regions, &cfg.survey);
+    let mut deduper = Deduper::new();
+    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
+    let mut tallies = Vec::with_capacity(files.len());
+    let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    let mut done_bytes = 0u64;
+    progress.phase("reading", total_bytes, true);
+    let mut batch: Vec<RawRecord> = (0..BATCH).map(|_| RawRecord::default()).collect();
+    for (index, file) in files.iter().enumerate() {
+        let mut reader = RecordReader::open(file, cfg.survey.instrument)?;
+        let name: Arc<str> = Arc::from(file.rel_path.as_str());
+        let mut tally = FileTally { records_read: 0, by_reason: BTreeMap::new(), sha256: String::new(), bytes: 0 };
+        loop {
+            let mut filled = 0;
+            while filled < BATCH && reader.next_record(&mut batch[filled])? {
+                filled += 1;
+            }
+            if filled == 0 {
+                break;
+            }
+            let layout = &reader.layout;
+            let outcomes: Vec<_> = batch[..filled].par_iter().map(|rec| validate(rec, layout, &ctx)).collect();
+            for (rec, outcome) in batch[..filled].iter().zip(outcomes) {
+                tally.records_read += 1;
+                match outcome {
+                    Ok(response) => deduper.push(Position { file: index as u32, line: rec.line }, response),
+                    Err(rejection) => {
+                        *tally.by_reason.entry(rejection.reason).or_default() += 1;
+                        quarantine.push(QuarantineRecord {
+                            file: index as u32,
+                            source_file: Arc::clone(&name),
+                            line_number: rec.line,
+                            response_id: rejection.response_id,
+                            reason: rejection.reason,
+                            detail: rejection.detail,
+                            raw: raw_text(&rec.raw),
+                        });
+                    }
+                }
+            }
+            let read_so_far = reader.fingerprint.lock().map(|f| f.bytes).unwrap_or(0);
+            progress.set(done_bytes + read_so_far);
+            if filled < BATCH {
+                break;
+            }
+        }
+        let (bytes, sha256) = reader
+            .fingerprint
+            .lock()
+            .map(|f| (f.bytes, f.sha256()))
+            .map_err(|_| Error::Usage("internal: fingerprint lock poisoned".into()))?;
+        if bytes != file.bytes {
+            return Err(Error::InputChanged {
+                path: file.path.clone(),
+                detail: format!("{} bytes when listed, {bytes} read", file.bytes),
+            });
+        }
+        done_bytes += bytes;
+        tally.sha256 = sha256;
+        tally.bytes = bytes;
+        tallies.push(tally);
+    }
+    progress.finish();
+
+    let deduped = deduper.finish();
+    let dedup_records = recollect_raw(cfg, files, &deduped.rejected, &tallies)?;
+    for (r, raw) in deduped.rejected.iter().zip(dedup_records) {
+        let tally = &mut tallies[r.position.file as usize];
+        *tally.by_reason.entry(r.reason).or_default() += 1;
+        quarantine.push(QuarantineRecord {
+            file: r.position.file,
+            source_file: Arc::from(files[r.position.file as usize].rel_path.as_str()),
+            line_number: r.position.line,
+            response_id: Some(r.response_id.clone()),
+            reason: r.reason,
+            detail: r.detail.clone(),
+            raw,
+        });
+    }
+    quarantine.sort_by_key(|q| (q.file, q.line_number));
+    Ok(Checked { accepted: deduped.accepted, quarantine, tallies })
+}
+
+/// The raw text of records rejected by deduplication: those records were valid when read,
+/// so their text was not kept; the files holding them are read once more (and must not have
+/// changed in between).
+fn recollect_raw(cfg: &Config, files: &[InputFile], rejected: &[DedupRejection], tallies: &[FileTally]) -> Result<Vec<String>> {
+    let mut wanted: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for r in rejected {
+        wanted.entry(r.position.file).or_default().push(r.position.line);
+    }
+    let mut found: HashMap<Position, String> = HashMap::with_capacity(rejected.len());
+    for (file_index, mut lines) in wanted {
+        lines.sort_unstable();
+        let file = &files[file_index as usize];
+        let mut reader = RecordReader::open(file, cfg.survey.instrument)?;
+        let mut rec = RawRecord::default();
+        let mut next = 0;
+        while next < lines.len() && reader.next_record(&mut rec)? {
+            if rec.line == lines[next] {
+                found.insert(Position { file: file_index, line: rec.line }, raw_text(&rec.raw));
+                next += 1;
+            }
+        }
+        // Drain the rest so the digest covers the whole file.
+        while reader.next_record(&mut rec)? {}
+        let sha = reader.fingerprint.lock().map(|f| f.sha256()).unwrap_or_default();
+        if sha != tallies[file_index as usize].sha256 || next < lines.len() {
+            return Err(Error::InputChanged { path: file.path.clone(), detail: "content differs between two reads".into() });
+        }
+    }
+    Ok(rejected.iter().map(|r| found.remove(&r.position).unwrap_or_default()).collect())
+}
+
+fn account(discovery: &ingest::Discovery, checked: &Checked, master: &Master) -> Report {
+    let mut totals = Totals { institutions: master.len() as u64, ..Totals::default() };
+    let mut inputs = Vec::new();
+    for (file, tally) in discovery.files.iter().zip(&checked.tallies) {
+        let quarantined: u64 = tally.by_reason.values().sum();
+        let by_reason: BTreeMap<String, u64> = tally.by_reason.iter().map(|(r, n)| (r.code().to_string(), *n)).collect();
+        for (r, n) in &by_reason {
+            *totals.quarantined_by_reason.entry(r.clone()).or_default() += n;
+        }
+        totals.records_read += tally.records_read;
+        totals.quarantined += quarantined;
+        totals.accepted += tally.records_read - quarantined;
+        inputs.push(InputReport {
+            path: file.rel_path.clone(),
+            bytes: tally.bytes,
+            sha256: tally.sha256.clone(),
+            records_read: tally.records_read,
+            accepted: tally.records_read - quarantined,
+            quarantined,
+            quarantined_by_reason: by_reason,
+        });
+    }
+    let superseded = totals.quarantined_by_reason.get("superseded").copied().unwrap_or(0);
+    totals.quarantine_ratio = if totals.records_read == 0 {
+        0.0
+    } else {
+        (totals.quarantined - superseded) as f64 / totals.records_read as f64
+    };
+    debug_assert_eq!(totals.accepted as usize, checked.accepted.len());
+    Report {
+        inputs,
+        ignored: discovery.ignored.clone(),
+        totals,
+        quarantine_file: None,
+        tables: BTreeMap::new(),
+        warnings: Vec::new(),
+        seconds: 0.0,
+        bytes_read: 0,
+        recovered: commit::Recovered::default(),
+    }
+}
+
+fn summarise_estimates(report: &mut Report, institutions: &[InstitutionEstimate], domains: &Domains, master: &Master) {
+    report.totals.institutions_eligible = institutions.iter().filter(|i| i.eligible).count() as u64;
+    report.totals.national_index = domains.national.inst_mean.as_ref().map(|m| m.overall);
+    report.totals.national_index_weighted = domains.national.indices.as_ref().map(|i| i.overall);
+    let exceeded: Vec<&str> = institutions
+        .iter()
+        .filter(|i| i.headcount_exceeded)
+        .map(|i| master.institutions[i.institution].code.as_str())
+        .collect();
+    if !exceeded.is_empty() {
+        report.warnings.push(format!(
+            "{} institution(s) have more respondents than headcount (check the master): {}",
+            exceeded.len(),
+            exceeded.iter().take(20).copied().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if report.totals.institutions_eligible == 0 {
+        report.warnings.push("no institution met the minimum number of respondents: domain tables hold no estimate".into());
+    }
+    if !report.ignored.is_empty() {
+        report.warnings.push(format!("{} file(s) under the input directory were ignored", report.ignored.len()));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    cfg: &Config,
+    opts: &RunOptions,
+    master: &Master,
+    regions: &Regions,
+    institutions: &[InstitutionEstimate],
+    domains: &Domains,
+    quarantine_records: &[QuarantineRecord],
+    report: &mut Report,
+    started: &str,
+    _clock: Clock,
+) -> Result<()> {
+    let meta = file_meta(cfg, opts);
+    let warehouse = &cfg.paths.warehouse;
+    let mut txn = Transaction::begin(warehouse, &opts.run_id)?;
+    let tables = Tables::build(master, regions, institutions, domains);
+    report.tables = stage_tables(&mut txn, warehouse, cfg.year, &tables, &meta)?;
+
+    // The quarantine is swapped in the same transaction as the tables.
+    prepare_root(&cfg.paths.quarantine, quarantine::DIR_MODE, "quarantine")?;
+    let q_staging = quarantine_staging(&cfg.paths.quarantine, &opts.run_id);
+    txn.stage_extra_dir(q_staging.clone())?;
+    let q_year = layout::quarantine_dir(&q_staging, cfg.year);
+    let rows = quarantine::write(&q_year, quarantine_records, &meta)?;
+    write_marker(&q_year, &opts.run_id)?;
+    txn.stage(Entry { name: "quarantine".into(), live: layout::quarantine_dir(&cfg.paths.quarantine, cfg.year), staged: q_year })?;
+    let q_file = format!("year={}/{}", cfg.year, layout::PART_FILE);
+    report.quarantine_file = Some(q_file.clone());
+
+    let manifest = Manifest {
+        run_id: opts.run_id.clone(),
+        version: VERSION.to_string(),
+        year: cfg.year,
+        instrument: cfg.survey.instrument.name().to_string(),
+        started: started.to_string(),
+        finished: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        config_path: cfg.source.display().to_string(),
+        config_sha256: cfg.sha256.clone(),
+        master_path: cfg.paths.master.display().to_string(),
+        input_dir: cfg.paths.input.display().to_string(),
+        inputs: report.inputs.clone(),
+        ignored_files: report.ignored.clone(),
+        totals: report.totals.clone(),
+        tables: report.tables.clone(),
+        quarantine: TableReport { files: vec![q_file], rows },
+        warnings: report.warnings.clone(),
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::Usage(format!("internal: serialising the manifest: {e}")))?;
+    let staged_manifest = txn.dir().join("manifest.json");
+    commit::write_atomically(&staged_manifest, &bytes, 0o644)?;
+    txn.stage_manifest(staged_manifest, layout::manifest_path(warehouse, cfg.year))?;
+    commit::fault_point("before-commit");
+    txn.commit()
+}
+
+fn ensure_inputs_unchanged(files: &[InputFile]) -> Result<()> {
+    for file in files {
+        let meta = std::fs::metadata(&file.path).map_err(|e| Error::InputChanged {
+            path: file.path.clone(),
+            detail: format!("no longer readable: {e}"),
+        })?;
+        if meta.len() != file.bytes || meta.modified().ok() != file.modified {
+            return Err(Error::InputChanged { path: file.path.clone(), detail: "size or modification time changed".into() });
+        }
+    }
+    Ok(())
+}
+
+fn print_gate_report(report: &Report, quarantine: &[QuarantineRecord]) {
+    let mut reasons: Vec<(&String, &u64)> = report.totals.quarantined_by_reason.iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    eprintln!(
+        "berakhlak: quality gate failed: {:.2}% of {} records rejected (superseded not counted); top reasons:",
+        100.0 * report.totals.quarantine_ratio,
+        report.totals.records_read
+    );
+    for (reason, count) in reasons.iter().filter(|(r, _)| r.as_str() != "superseded").take(5) {
+        eprintln!("  {count:>9}  {reason}");
+        for q in quarantine.iter().filter(|q| q.reason.code() == reason.as_str()).take(3) {
+            let mut raw: String = q.raw.chars().take(160).collect();
+            if raw.len() < q.raw.len() {
+                raw.push('…');
+            }
+            eprintln!("             {}:{}: {} | {}", q.source_file, q.line_number, q.detail, raw);
+        }
+    }
+}
+
+/// The closing summary printed after a run.
+pub fn print_summary(report: &Report, published: bool) {
+    let t = &report.totals;
+    println!("records read     {:>12}", t.records_read);
+    println!("accepted         {:>12}", t.accepted);
+    println!("quarantined      {:>12}  ({:.2}% counted by the quality gate)", t.quarantined, 100.0 * t.quarantine_ratio);
+    for (reason, n) in &t.quarantined_by_reason {
+        println!("  {reason:<22} {n:>9}");
+    }
+    println!("institutions     {:>12}  ({} eligible)", t.institutions, t.institutions_eligible);
+    match t.national_index {
+        Some(x) => println!("national index   {x:>12.2}  (mean of eligible institutions; weighted {})", t
+            .national_index_weighted
+            .map(|w| format!("{w:.2}"))
+            .unwrap_or_else(|| "n/a".into())),
+        None => println!("national index            n/a"),
+    }
+    let secs = report.seconds.max(1e-9);
+    println!(
+        "time             {:>11.2}s  ({:.0} records/s, {:.1} MB/s)",
+        report.seconds,
+        t.records_read as f64 / secs,
+        report.bytes_read as f64 / 1e6 / secs
+    );
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    if published {
+        println!("published        {} tables, {} rows", report.tables.len(), report.tables.values().map(|t| t.rows).sum::<u64>());
+    }
+}

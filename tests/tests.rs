@@ -1,0 +1,6 @@
+//! Integration tests: drive the real `berakhlak` binary in a temporary directory per test.
+//!
+//! One test binary (faster to link) with modules per concern; fixtures are written by the
+//! tests themselves and named after the defect they carry.
+
+mod cli;

@@ -12,20 +12,13 @@ pub const BEHAVIOUR_COUNT: usize = 21;
 pub const VALUE_CODES: [&str; VALUE_COUNT] = ["bp", "ak", "ko", "ha", "lo", "ad", "kl"];
 
 /// Value names, for documentation and display.
-pub const VALUE_NAMES: [&str; VALUE_COUNT] = [
-    "Berorientasi Pelayanan",
-    "Akuntabel",
-    "Kompeten",
-    "Harmonis",
-    "Loyal",
-    "Adaptif",
-    "Kolaboratif",
-];
+pub const VALUE_NAMES: [&str; VALUE_COUNT] =
+    ["Berorientasi Pelayanan", "Akuntabel", "Kompeten", "Harmonis", "Loyal", "Adaptif", "Kolaboratif"];
 
 /// Behaviour codes in catalogue order: behaviour `b` belongs to value `b / 3`.
 pub const BEHAVIOUR_CODES: [&str; BEHAVIOUR_COUNT] = [
-    "BP1", "BP2", "BP3", "AK1", "AK2", "AK3", "KO1", "KO2", "KO3", "HA1", "HA2", "HA3", "LO1",
-    "LO2", "LO3", "AD1", "AD2", "AD3", "KL1", "KL2", "KL3",
+    "BP1", "BP2", "BP3", "AK1", "AK2", "AK3", "KO1", "KO2", "KO3", "HA1", "HA2", "HA3", "LO1", "LO2", "LO3", "AD1",
+    "AD2", "AD3", "KL1", "KL2", "KL3",
 ];
 
 /// The value a behaviour (by catalogue index) belongs to.

@@ -238,10 +238,7 @@ pub struct SurveyRules {
 impl Config {
     /// Reads, parses and validates the configuration for `year`.
     pub fn load(path: &Path, year: i32, overrides: &PathOverrides) -> Result<Config> {
-        let bytes = std::fs::read(path).map_err(|source| Error::ConfigRead {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::ConfigRead { path: path.to_path_buf(), source })?;
         let text = std::str::from_utf8(&bytes).map_err(|_| Error::Config {
             path: path.to_path_buf(),
             key: "(file)".into(),
@@ -264,11 +261,8 @@ impl Config {
         year: i32,
         overrides: &PathOverrides,
     ) -> Result<Config> {
-        let bad = |key: &str, problem: String| Error::Config {
-            path: path.to_path_buf(),
-            key: key.to_string(),
-            problem,
-        };
+        let bad =
+            |key: &str, problem: String| Error::Config { path: path.to_path_buf(), key: key.to_string(), problem };
         if !(1900..=9999).contains(&year) {
             return Err(Error::Usage(format!("--year {year} is not a plausible survey year")));
         }
@@ -282,8 +276,7 @@ impl Config {
                 ));
             }
         }
-        let instrument =
-            s.instrument_by_year.get(&year.to_string()).copied().unwrap_or(s.instrument);
+        let instrument = s.instrument_by_year.get(&year.to_string()).copied().unwrap_or(s.instrument);
         let mut distractors = Vec::with_capacity(s.distractors.len());
         for (i, code) in s.distractors.iter().enumerate() {
             let code = code.trim().to_uppercase();
@@ -309,17 +302,11 @@ impl Config {
         if s.likert_min < 0 || s.likert_max > 255 || s.likert_min >= s.likert_max {
             return Err(bad(
                 "survey.likert_max",
-                format!(
-                    "need 0 <= likert_min < likert_max <= 255, got {}..{}",
-                    s.likert_min, s.likert_max
-                ),
+                format!("need 0 <= likert_min < likert_max <= 255, got {}..{}", s.likert_min, s.likert_max),
             ));
         }
         let default_utc_offset = parse_offset(&s.default_utc_offset).ok_or_else(|| {
-            bad(
-                "survey.default_utc_offset",
-                format!("{:?} is not an offset like \"+07:00\"", s.default_utc_offset),
-            )
+            bad("survey.default_utc_offset", format!("{:?} is not an offset like \"+07:00\"", s.default_utc_offset))
         })?;
         if s.min_duration_seconds < 0 {
             return Err(bad("survey.min_duration_seconds", "must be >= 0".into()));
@@ -327,19 +314,13 @@ impl Config {
 
         let e = &file.estimation;
         if !(e.margin_of_error > 0.0 && e.margin_of_error < 1.0) {
-            return Err(bad(
-                "estimation.margin_of_error",
-                format!("must be in (0, 1), got {}", e.margin_of_error),
-            ));
+            return Err(bad("estimation.margin_of_error", format!("must be in (0, 1), got {}", e.margin_of_error)));
         }
         if e.min_floor < 1 {
             return Err(bad("estimation.min_floor", format!("must be >= 1, got {}", e.min_floor)));
         }
         if e.suppression_min_n < 0 {
-            return Err(bad(
-                "estimation.suppression_min_n",
-                format!("must be >= 0, got {}", e.suppression_min_n),
-            ));
+            return Err(bad("estimation.suppression_min_n", format!("must be >= 0, got {}", e.suppression_min_n)));
         }
         let p = &file.publish;
         if !(0.0..=1.0).contains(&p.max_quarantine_ratio) {
@@ -419,8 +400,7 @@ pub fn parse_offset(text: &str) -> Option<FixedOffset> {
     };
     let hh: i32 = t.get(1..3)?.parse().ok()?;
     let mm: i32 = t.get(4..6)?.parse().ok()?;
-    if !t[1..3].bytes().all(|b| b.is_ascii_digit()) || !t[4..6].bytes().all(|b| b.is_ascii_digit())
-    {
+    if !t[1..3].bytes().all(|b| b.is_ascii_digit()) || !t[4..6].bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     if hh > 23 || mm > 59 {
@@ -485,38 +465,22 @@ mod tests {
 
     #[test]
     fn wrong_type_is_an_error() {
-        assert!(matches!(
-            load_str("[estimation]\nmin_floor = \"thirty\"\n", 2024),
-            Err(Error::Config { .. })
-        ));
+        assert!(matches!(load_str("[estimation]\nmin_floor = \"thirty\"\n", 2024), Err(Error::Config { .. })));
     }
 
     #[test]
     fn out_of_range_values_name_their_key() {
-        assert_eq!(
-            key_of(load_str("[estimation]\nmargin_of_error = 1.5\n", 2024)),
-            "estimation.margin_of_error"
-        );
-        assert_eq!(
-            key_of(load_str("[publish]\nmax_quarantine_ratio = -0.1\n", 2024)),
-            "publish.max_quarantine_ratio"
-        );
-        assert_eq!(
-            key_of(load_str("[survey]\ndefault_utc_offset = \"WIB\"\n", 2024)),
-            "survey.default_utc_offset"
-        );
+        assert_eq!(key_of(load_str("[estimation]\nmargin_of_error = 1.5\n", 2024)), "estimation.margin_of_error");
+        assert_eq!(key_of(load_str("[publish]\nmax_quarantine_ratio = -0.1\n", 2024)), "publish.max_quarantine_ratio");
+        assert_eq!(key_of(load_str("[survey]\ndefault_utc_offset = \"WIB\"\n", 2024)), "survey.default_utc_offset");
         assert_eq!(key_of(load_str("[survey]\nmax_picks = 0\n", 2024)), "survey.max_picks");
-        assert_eq!(
-            key_of(load_str("[survey]\ndistractors = [\"BP1\"]\n", 2024)),
-            "survey.distractors[0]"
-        );
+        assert_eq!(key_of(load_str("[survey]\ndistractors = [\"BP1\"]\n", 2024)), "survey.distractors[0]");
     }
 
     #[test]
     fn flags_override_paths_and_year_is_substituted() {
         let file: ConfigFile = toml::from_str("").unwrap();
-        let overrides =
-            PathOverrides { input: Some(PathBuf::from("/data/in")), ..Default::default() };
+        let overrides = PathOverrides { input: Some(PathBuf::from("/data/in")), ..Default::default() };
         let cfg = Config::from_file(file, Path::new("x"), String::new(), 2023, &overrides).unwrap();
         assert_eq!(cfg.paths.input, PathBuf::from("/data/in"));
         assert_eq!(cfg.paths.master, PathBuf::from("data-samples/2023/institutions.csv"));

@@ -127,7 +127,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
     report.bytes_read = checked.tallies.iter().map(|t| t.bytes).sum();
 
     // Quality gate.
-    let gate_rejected = report.totals.quarantined - report.totals.quarantined_by_reason.get("superseded").copied().unwrap_or(0);
+    let gate_rejected =
+        report.totals.quarantined - report.totals.quarantined_by_reason.get("superseded").copied().unwrap_or(0);
     if report.totals.quarantine_ratio > cfg.publish.max_quarantine_ratio {
         let diagnosis = layout::rejected_run_dir(&cfg.paths.quarantine, &opts.run_id);
         if opts.publish {
@@ -163,7 +164,18 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
     if opts.publish {
         ensure_inputs_unchanged(&discovery.files)?;
         progress.phase("writing", 7, false);
-        publish(cfg, opts, &master, &regions, &institutions, &domains, &checked.quarantine, &mut report, &started, clock)?;
+        publish(
+            cfg,
+            opts,
+            &master,
+            &regions,
+            &institutions,
+            &domains,
+            &checked.quarantine,
+            &mut report,
+            &started,
+            clock,
+        )?;
         progress.finish();
     }
     drop(lock);
@@ -290,7 +302,12 @@ fn read_and_check(
 /// The raw text of records rejected by deduplication: those records were valid when read,
 /// so their text was not kept; the files holding them are read once more (and must not have
 /// changed in between).
-fn recollect_raw(cfg: &Config, files: &[InputFile], rejected: &[DedupRejection], tallies: &[FileTally]) -> Result<Vec<String>> {
+fn recollect_raw(
+    cfg: &Config,
+    files: &[InputFile],
+    rejected: &[DedupRejection],
+    tallies: &[FileTally],
+) -> Result<Vec<String>> {
     let mut wanted: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for r in rejected {
         wanted.entry(r.position.file).or_default().push(r.position.line);
@@ -312,7 +329,10 @@ fn recollect_raw(cfg: &Config, files: &[InputFile], rejected: &[DedupRejection],
         while reader.next_record(&mut rec)? {}
         let sha = reader.fingerprint.lock().map(|f| f.sha256()).unwrap_or_default();
         if sha != tallies[file_index as usize].sha256 || next < lines.len() {
-            return Err(Error::InputChanged { path: file.path.clone(), detail: "content differs between two reads".into() });
+            return Err(Error::InputChanged {
+                path: file.path.clone(),
+                detail: "content differs between two reads".into(),
+            });
         }
     }
     Ok(rejected.iter().map(|r| found.remove(&r.position).unwrap_or_default()).collect())
@@ -323,7 +343,8 @@ fn account(discovery: &ingest::Discovery, checked: &Checked, master: &Master) ->
     let mut inputs = Vec::new();
     for (file, tally) in discovery.files.iter().zip(&checked.tallies) {
         let quarantined: u64 = tally.by_reason.values().sum();
-        let by_reason: BTreeMap<String, u64> = tally.by_reason.iter().map(|(r, n)| (r.code().to_string(), *n)).collect();
+        let by_reason: BTreeMap<String, u64> =
+            tally.by_reason.iter().map(|(r, n)| (r.code().to_string(), *n)).collect();
         for (r, n) in &by_reason {
             *totals.quarantined_by_reason.entry(r.clone()).or_default() += n;
         }
@@ -377,7 +398,9 @@ fn summarise_estimates(report: &mut Report, institutions: &[InstitutionEstimate]
         ));
     }
     if report.totals.institutions_eligible == 0 {
-        report.warnings.push("no institution met the minimum number of respondents: domain tables hold no estimate".into());
+        report
+            .warnings
+            .push("no institution met the minimum number of respondents: domain tables hold no estimate".into());
     }
     if !report.ignored.is_empty() {
         report.warnings.push(format!("{} file(s) under the input directory were ignored", report.ignored.len()));
@@ -409,8 +432,12 @@ fn publish(
     txn.stage_extra_dir(q_staging.clone())?;
     let q_year = layout::quarantine_dir(&q_staging, cfg.year);
     let rows = quarantine::write(&q_year, quarantine_records, &meta)?;
-    write_marker(&q_year, &opts.run_id)?;
-    txn.stage(Entry { name: "quarantine".into(), live: layout::quarantine_dir(&cfg.paths.quarantine, cfg.year), staged: q_year })?;
+    write_marker(&q_year, &opts.run_id, quarantine::FILE_MODE)?;
+    txn.stage(Entry {
+        name: "quarantine".into(),
+        live: layout::quarantine_dir(&cfg.paths.quarantine, cfg.year),
+        staged: q_year,
+    })?;
     let q_file = format!("year={}/{}", cfg.year, layout::PART_FILE);
     report.quarantine_file = Some(q_file.clone());
 
@@ -443,12 +470,13 @@ fn publish(
 
 fn ensure_inputs_unchanged(files: &[InputFile]) -> Result<()> {
     for file in files {
-        let meta = std::fs::metadata(&file.path).map_err(|e| Error::InputChanged {
-            path: file.path.clone(),
-            detail: format!("no longer readable: {e}"),
-        })?;
+        let meta = std::fs::metadata(&file.path)
+            .map_err(|e| Error::InputChanged { path: file.path.clone(), detail: format!("no longer readable: {e}") })?;
         if meta.len() != file.bytes || meta.modified().ok() != file.modified {
-            return Err(Error::InputChanged { path: file.path.clone(), detail: "size or modification time changed".into() });
+            return Err(Error::InputChanged {
+                path: file.path.clone(),
+                detail: "size or modification time changed".into(),
+            });
         }
     }
     Ok(())
@@ -479,16 +507,20 @@ pub fn print_summary(report: &Report, published: bool) {
     let t = &report.totals;
     println!("records read     {:>12}", t.records_read);
     println!("accepted         {:>12}", t.accepted);
-    println!("quarantined      {:>12}  ({:.2}% counted by the quality gate)", t.quarantined, 100.0 * t.quarantine_ratio);
+    println!(
+        "quarantined      {:>12}  ({:.2}% counted by the quality gate)",
+        t.quarantined,
+        100.0 * t.quarantine_ratio
+    );
     for (reason, n) in &t.quarantined_by_reason {
         println!("  {reason:<22} {n:>9}");
     }
     println!("institutions     {:>12}  ({} eligible)", t.institutions, t.institutions_eligible);
     match t.national_index {
-        Some(x) => println!("national index   {x:>12.2}  (mean of eligible institutions; weighted {})", t
-            .national_index_weighted
-            .map(|w| format!("{w:.2}"))
-            .unwrap_or_else(|| "n/a".into())),
+        Some(x) => println!(
+            "national index   {x:>12.2}  (mean of eligible institutions; weighted {})",
+            t.national_index_weighted.map(|w| format!("{w:.2}")).unwrap_or_else(|| "n/a".into())
+        ),
         None => println!("national index            n/a"),
     }
     let secs = report.seconds.max(1e-9);
@@ -502,6 +534,10 @@ pub fn print_summary(report: &Report, published: bool) {
         println!("warning: {w}");
     }
     if published {
-        println!("published        {} tables, {} rows", report.tables.len(), report.tables.values().map(|t| t.rows).sum::<u64>());
+        println!(
+            "published        {} tables, {} rows",
+            report.tables.len(),
+            report.tables.values().map(|t| t.rows).sum::<u64>()
+        );
     }
 }

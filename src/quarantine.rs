@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::ingest::csv::RAW_KEEP;
 use crate::publish::parquet::{write_file, FileMeta};
-use crate::publish::schema::{Cell, Column, QUARANTINE_COLUMNS};
+use crate::publish::schema::{Cell, Column, Getter, QUARANTINE_COLUMNS};
 use crate::validate::Reason;
 
 /// Directory mode of the quarantine.
@@ -53,7 +53,7 @@ pub fn raw_text(bytes: &[u8]) -> String {
 /// The quarantine's columns.
 pub fn columns() -> Vec<Column<QuarantineRecord>> {
     type R = QuarantineRecord;
-    let getters: [Box<dyn Fn(&R) -> Cell + Send + Sync>; 6] = [
+    let getters: [Getter<R>; 6] = [
         Box::new(|r: &R| Cell::Str(Some(r.source_file.to_string()))),
         Box::new(|r: &R| Cell::Int(Some(r.line_number as i64))),
         Box::new(|r: &R| Cell::Str(r.response_id.clone())),

@@ -194,7 +194,14 @@ impl Master {
     pub fn load(path: &Path, regions: &Regions) -> Result<Master> {
         let rows = read_table(
             path,
-            &["institution_code", "institution_name", "institution_type", "province_code", "district_code", "headcount"],
+            &[
+                "institution_code",
+                "institution_name",
+                "institution_type",
+                "province_code",
+                "district_code",
+                "headcount",
+            ],
         )?;
         let mut institutions: Vec<Institution> = Vec::with_capacity(rows.len());
         let mut seen: HashMap<String, u64> = HashMap::new();
@@ -230,9 +237,9 @@ impl Master {
                         kind.as_str()
                     )));
                 }
-                let idx = regions.district_index_of(district_text).ok_or_else(|| {
-                    bad(format!("district_code {district_text:?} is not a district in regions"))
-                })?;
+                let idx = regions
+                    .district_index_of(district_text)
+                    .ok_or_else(|| bad(format!("district_code {district_text:?} is not a district in regions")))?;
                 let district = &regions.districts[idx as usize];
                 if district.province_code != province_code {
                     return Err(bad(format!(

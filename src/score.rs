@@ -213,8 +213,16 @@ mod tests {
     #[test]
     fn result_does_not_depend_on_threads() {
         let acc: Vec<Kept> = (0..500).map(|i| kept(i % 7, (i % 13) as u16, &[(i % 21) as usize])).collect();
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| score(&acc, 7, Instrument::Votes));
-        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| score(&acc, 7, Instrument::Votes));
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| score(&acc, 7, Instrument::Votes));
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(|| score(&acc, 7, Instrument::Votes));
         assert_eq!(one, two);
     }
 }

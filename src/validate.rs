@@ -171,11 +171,7 @@ pub fn validate(rec: &RawRecord, layout: &Layout, ctx: &Context) -> Result<Respo
                 return Err(reject(Reason::MalformedRow, format!("broken quoting: {fault}"), None));
             }
             if rec.len() != *width {
-                return Err(reject(
-                    Reason::MalformedRow,
-                    format!("{} fields, header has {width}", rec.len()),
-                    None,
-                ));
+                return Err(reject(Reason::MalformedRow, format!("{} fields, header has {width}", rec.len()), None));
             }
             if std::str::from_utf8(&rec.raw).is_err() {
                 return Err(reject(Reason::InvalidEncoding, "record is not valid UTF-8", None));
@@ -260,9 +256,9 @@ fn json_fields(map: &serde_json::Map<String, Value>) -> Fields<'_> {
             Value::Null => FieldValue::Absent,
             Value::String(s) => text_value(Cow::Borrowed(s.as_str())),
             Value::Number(n) => FieldValue::Text(Cow::Owned(n.to_string())),
-            Value::Array(items) if slot == CURRENT_CULTURE => FieldValue::List(
-                items.iter().map(|i| i.as_str().map(str::to_string)).collect(),
-            ),
+            Value::Array(items) if slot == CURRENT_CULTURE => {
+                FieldValue::List(items.iter().map(|i| i.as_str().map(str::to_string)).collect())
+            }
             other => FieldValue::NotScalar(json_kind(other)),
         };
     }
@@ -276,7 +272,8 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
         _ => None,
     };
     let rid = || response_id.clone();
-    let invalid = |slot: usize, why: String| reject(Reason::InvalidValue, format!("{}: {why}", fields::name(slot)), rid());
+    let invalid =
+        |slot: usize, why: String| reject(Reason::InvalidValue, format!("{}: {why}", fields::name(slot)), rid());
 
     // missing_field
     for slot in fields::required(rules.instrument) {
@@ -295,7 +292,8 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
         }
     };
     let required_text = |slot: usize| -> Result<&str, Rejection> {
-        text(slot)?.ok_or_else(|| reject(Reason::MissingField, format!("{} is empty or absent", fields::name(slot)), rid()))
+        text(slot)?
+            .ok_or_else(|| reject(Reason::MissingField, format!("{} is empty or absent", fields::name(slot)), rid()))
     };
 
     let response_id_text = required_text(RESPONSE_ID)?;
@@ -309,14 +307,17 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
         return Err(invalid(RESPONDENT_KEY, format!("{n} characters, at most 128 allowed")));
     }
     let submitted_text = required_text(SUBMITTED_AT)?;
-    let submitted_at = parse_timestamp(submitted_text, rules.default_utc_offset.local_minus_utc())
-        .ok_or_else(|| invalid(SUBMITTED_AT, format!("{submitted_text:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS")))?;
+    let submitted_at =
+        parse_timestamp(submitted_text, rules.default_utc_offset.local_minus_utc()).ok_or_else(|| {
+            invalid(SUBMITTED_AT, format!("{submitted_text:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS"))
+        })?;
     let year_text = required_text(SURVEY_YEAR)?;
     let year = parse_int(year_text).ok_or_else(|| invalid(SURVEY_YEAR, format!("{year_text:?} is not an integer")))?;
     let institution_text = required_text(INSTITUTION_CODE)?;
     let district_text = required_text(WORK_DISTRICT_CODE)?;
-    let district_number = normalise_district(district_text)
-        .ok_or_else(|| invalid(WORK_DISTRICT_CODE, format!("{district_text:?} is not a district code like 3319 or 33.19")))?;
+    let district_number = normalise_district(district_text).ok_or_else(|| {
+        invalid(WORK_DISTRICT_CODE, format!("{district_text:?} is not a district code like 3319 or 33.19"))
+    })?;
     let province = match text(WORK_PROVINCE_CODE)? {
         None => None,
         Some(p) if p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()) => Some(p),
@@ -344,7 +345,9 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
                 }
                 out
             }
-            FieldValue::NotScalar(kind) => return Err(invalid(CURRENT_CULTURE, format!("{kind} is not a list of codes"))),
+            FieldValue::NotScalar(kind) => {
+                return Err(invalid(CURRENT_CULTURE, format!("{kind} is not a list of codes")))
+            }
             FieldValue::Absent => Vec::new(),
         },
         Instrument::Likert => {
@@ -372,7 +375,11 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
     }
     let institution_code = institution_text.to_uppercase();
     let institution = ctx.master.index_of(&institution_code).ok_or_else(|| {
-        reject(Reason::UnknownInstitution, format!("institution_code {institution_code} is not in the {} master", ctx.year), rid())
+        reject(
+            Reason::UnknownInstitution,
+            format!("institution_code {institution_code} is not in the {} master", ctx.year),
+            rid(),
+        )
     })?;
     let district = ctx.regions.district_index(district_number).ok_or_else(|| {
         reject(Reason::UnknownRegion, format!("work_district_code {district_number:04} is not a district"), rid())
@@ -427,9 +434,7 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
             ));
         }
     }
-    if rules.instrument == Instrument::Likert
-        && rules.reject_straightliners
-        && answers.iter().all(|a| *a == answers[0])
+    if rules.instrument == Instrument::Likert && rules.reject_straightliners && answers.iter().all(|a| *a == answers[0])
     {
         let answer = i64::from(answers[0]) + rules.likert_min;
         return Err(reject(Reason::Straightliner, format!("all 21 answers are {answer}"), rid()));
@@ -484,7 +489,8 @@ pub fn parse_timestamp(text: &str, default_offset_secs: i32) -> Option<Instant> 
             if !digits.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            let (h, m) = (i32::from(h1 - b'0') * 10 + i32::from(h2 - b'0'), i32::from(m1 - b'0') * 10 + i32::from(m2 - b'0'));
+            let (h, m) =
+                (i32::from(h1 - b'0') * 10 + i32::from(h2 - b'0'), i32::from(m1 - b'0') * 10 + i32::from(m2 - b'0'));
             if h > 23 || m > 59 {
                 return None;
             }

@@ -195,7 +195,11 @@ pub fn estimate_domains(
         let mut provinces: BTreeMap<&str, Sums> = BTreeMap::new();
         for (d, cell) in &s.cells {
             let district = &regions.districts[*d as usize];
-            by_district.entry(district.code.as_str()).or_default().push(Part { sums: *cell, headcount, total: &s.total });
+            by_district.entry(district.code.as_str()).or_default().push(Part {
+                sums: *cell,
+                headcount,
+                total: &s.total,
+            });
             provinces.entry(district.province_code.as_str()).or_default().merge(cell);
         }
         for (p, cell) in provinces {

@@ -257,9 +257,7 @@ mod tests {
 
     fn split(text: &[u8]) -> (Vec<String>, Vec<CsvRecord>) {
         let (mut s, header) = CsvSplitter::open(text).unwrap().unwrap();
-        let names = (0..header.len())
-            .map(|i| String::from_utf8_lossy(header.field(i)).into_owned())
-            .collect();
+        let names = (0..header.len()).map(|i| String::from_utf8_lossy(header.field(i)).into_owned()).collect();
         let mut out = Vec::new();
         let mut rec = CsvRecord::default();
         while s.read_record(&mut rec).unwrap() {

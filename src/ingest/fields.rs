@@ -59,14 +59,7 @@ pub fn slot_of(name: &str) -> Option<usize> {
 
 /// Slots a record must carry under `instrument`, in the precedence order of checks.
 pub fn required(instrument: Instrument) -> Vec<usize> {
-    let mut slots = vec![
-        RESPONSE_ID,
-        RESPONDENT_KEY,
-        SUBMITTED_AT,
-        SURVEY_YEAR,
-        INSTITUTION_CODE,
-        WORK_DISTRICT_CODE,
-    ];
+    let mut slots = vec![RESPONSE_ID, RESPONDENT_KEY, SUBMITTED_AT, SURVEY_YEAR, INSTITUTION_CODE, WORK_DISTRICT_CODE];
     match instrument {
         Instrument::Votes => slots.push(CURRENT_CULTURE),
         Instrument::Likert => slots.extend(LIKERT_FIRST..FIELD_COUNT),

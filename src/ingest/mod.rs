@@ -131,7 +131,7 @@ pub enum Layout {
     /// CSV: the column of each field slot, and the header's column count.
     Csv {
         /// Column index per slot of [`fields`].
-        columns: [Option<usize>; fields::FIELD_COUNT],
+        columns: Box<[Option<usize>; fields::FIELD_COUNT]>,
         /// Columns in the header; a record with another count is malformed.
         width: usize,
     },
@@ -250,12 +250,7 @@ fn read_json_line(input: &mut Stream, lines: &mut u64, rec: &mut RawRecord) -> i
         }
     }
     rec.line = *lines;
-    let keep = rec.raw.len()
-        - if rec.raw.ends_with(b"\r\n") {
-            2
-        } else {
-            usize::from(rec.raw.ends_with(b"\n"))
-        };
+    let keep = rec.raw.len() - if rec.raw.ends_with(b"\r\n") { 2 } else { usize::from(rec.raw.ends_with(b"\n")) };
     rec.raw.truncate(keep);
     if rec.raw.len() > MAX_RECORD_BYTES {
         rec.fault = Some("record longer than 1 MiB");
@@ -290,7 +285,7 @@ fn csv_layout(path: &Path, header: &RawRecord, instrument: Instrument) -> Result
             });
         }
     }
-    Ok(Layout::Csv { columns, width: header.len() })
+    Ok(Layout::Csv { columns: Box::new(columns), width: header.len() })
 }
 
 #[cfg(test)]
@@ -332,7 +327,8 @@ mod tests {
     fn missing_required_column_names_file_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.csv");
-        std::fs::write(&path, "response_id;respondent_key;submitted_at;survey_year;institution_code;current_culture\n").unwrap();
+        std::fs::write(&path, "response_id;respondent_key;submitted_at;survey_year;institution_code;current_culture\n")
+            .unwrap();
         let file = InputFile {
             rel_path: "a.csv".into(),
             path: path.clone(),

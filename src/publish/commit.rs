@@ -141,10 +141,8 @@ impl Transaction {
     }
 
     fn save(&self) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(&self.journal).map_err(|e| Error::Recovery {
-            path: self.dir.clone(),
-            problem: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec_pretty(&self.journal)
+            .map_err(|e| Error::Recovery { path: self.dir.clone(), problem: e.to_string() })?;
         write_atomically(&self.dir.join(JOURNAL), &bytes, 0o644)
     }
 
@@ -282,8 +280,7 @@ pub fn recover(warehouse: &Path) -> Result<Recovered> {
     dirs.sort();
     for dir in dirs {
         let run = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let journal: Option<Journal> =
-            fs::read(dir.join(JOURNAL)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let journal: Option<Journal> = fs::read(dir.join(JOURNAL)).ok().and_then(|b| serde_json::from_slice(&b).ok());
         match journal {
             Some(j) if j.state == State::Swapping => {
                 roll_forward(&dir, &j)?;

@@ -57,15 +57,16 @@ fn domain_behaviours(rows: &[DomainEstimate]) -> Vec<BehaviourRow> {
 
 impl Tables {
     /// Joins estimates with the master and region names.
-    pub fn build(master: &Master, regions: &Regions, institutions: &[InstitutionEstimate], domains: &Domains) -> Tables {
-        let inst_rows: Vec<InstitutionRow> = institutions
-            .iter()
-            .map(|e| InstitutionRow::new(e, &master.institutions[e.institution], regions))
-            .collect();
-        let inst_behaviours = inst_rows
-            .iter()
-            .flat_map(|r| behaviour_rows(&r.inst.code, r.est.n, r.est.indices.as_ref()))
-            .collect();
+    pub fn build(
+        master: &Master,
+        regions: &Regions,
+        institutions: &[InstitutionEstimate],
+        domains: &Domains,
+    ) -> Tables {
+        let inst_rows: Vec<InstitutionRow> =
+            institutions.iter().map(|e| InstitutionRow::new(e, &master.institutions[e.institution], regions)).collect();
+        let inst_behaviours =
+            inst_rows.iter().flat_map(|r| behaviour_rows(&r.inst.code, r.est.n, r.est.indices.as_ref())).collect();
         Tables {
             institutions: inst_rows,
             districts: domains.districts.iter().map(|d| DomainRow::new(d, regions)).collect(),
@@ -135,8 +136,12 @@ pub fn stage_tables(
         let live_prefix = format!("{name}/year={year}");
         let mut report = TableReport::default();
         write(&staged_year, &live_prefix, &mut report)?;
-        write_marker(&staged_year, &meta.run_id)?;
-        txn.stage(Entry { name: name.to_string(), live: layout::year_dir(warehouse, name, year), staged: staged_year })?;
+        write_marker(&staged_year, &meta.run_id, TABLE_FILE_MODE)?;
+        txn.stage(Entry {
+            name: name.to_string(),
+            live: layout::year_dir(warehouse, name, year),
+            staged: staged_year,
+        })?;
         reports.insert(name.to_string(), report);
         Ok(())
     };
@@ -151,7 +156,15 @@ pub fn stage_tables(
         while start < rows.len() {
             let province = rows[start].est.code[..2].to_string();
             let end = start + rows[start..].iter().take_while(|r| r.est.code.starts_with(&province)).count();
-            write_part(dir, Some(format!("province_code={province}")), prefix, &columns, &rows[start..end], meta, report)?;
+            write_part(
+                dir,
+                Some(format!("province_code={province}")),
+                prefix,
+                &columns,
+                &rows[start..end],
+                meta,
+                report,
+            )?;
             start = end;
         }
         Ok(())
@@ -173,8 +186,8 @@ pub fn stage_tables(
 }
 
 /// Writes `_SUCCESS` (holding the run id) into a staged partition and syncs it.
-pub fn write_marker(dir: &Path, run_id: &str) -> Result<()> {
-    write_atomically(&dir.join(SUCCESS), format!("{run_id}\n").as_bytes(), 0o644)
+pub fn write_marker(dir: &Path, run_id: &str, mode: u32) -> Result<()> {
+    write_atomically(&dir.join(SUCCESS), format!("{run_id}\n").as_bytes(), mode)
 }
 
 /// Paths of the warehouse a run touches, for messages.

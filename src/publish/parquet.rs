@@ -10,8 +10,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 
 use super::schema::{Cell, Column, Kind};
 use crate::config::Compression;
@@ -49,10 +49,18 @@ pub fn to_batch<R>(columns: &[Column<R>], rows: &[R]) -> std::result::Result<Rec
         .map(|c| -> ArrayRef {
             let cells = rows.iter().map(|r| (c.get)(r));
             match c.kind {
-                Kind::Str => Arc::new(cells.map(|v| if let Cell::Str(s) = v { s } else { None }).collect::<StringArray>()),
-                Kind::Int => Arc::new(cells.map(|v| if let Cell::Int(i) = v { i } else { None }).collect::<Int64Array>()),
-                Kind::Float => Arc::new(cells.map(|v| if let Cell::Float(f) = v { f } else { None }).collect::<Float64Array>()),
-                Kind::Bool => Arc::new(cells.map(|v| if let Cell::Bool(b) = v { b } else { None }).collect::<BooleanArray>()),
+                Kind::Str => {
+                    Arc::new(cells.map(|v| if let Cell::Str(s) = v { s } else { None }).collect::<StringArray>())
+                }
+                Kind::Int => {
+                    Arc::new(cells.map(|v| if let Cell::Int(i) = v { i } else { None }).collect::<Int64Array>())
+                }
+                Kind::Float => {
+                    Arc::new(cells.map(|v| if let Cell::Float(f) = v { f } else { None }).collect::<Float64Array>())
+                }
+                Kind::Bool => {
+                    Arc::new(cells.map(|v| if let Cell::Bool(b) = v { b } else { None }).collect::<BooleanArray>())
+                }
             }
         })
         .collect();

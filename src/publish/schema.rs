@@ -4,7 +4,7 @@
 //! **Invariant:** partition columns (`year`, `province_code` of `district_index`, `level` of
 //! `behaviour_scores`) are in the path only, never inside the files.
 
-use crate::catalogue::{Category, BEHAVIOUR_CODES, VALUE_CODES, VALUE_COUNT, VALUE_NAMES};
+use crate::catalogue::{Category, BEHAVIOUR_CODES, VALUE_CODES, VALUE_NAMES};
 use crate::estimate::{DomainEstimate, InstitutionEstimate};
 use crate::reference::{Institution, Regions};
 
@@ -46,6 +46,9 @@ pub enum Cell {
     Bool(Option<bool>),
 }
 
+/// Reads a column's value off a row.
+pub type Getter<R> = Box<dyn Fn(&R) -> Cell + Send + Sync>;
+
 /// A column: its name, type, meaning, and how to read it off a row.
 pub struct Column<R> {
     /// Column name (stable: a change is a visible change for BI users).
@@ -57,7 +60,7 @@ pub struct Column<R> {
     /// Meaning, for docs/schema.md.
     pub doc: String,
     /// Value of the column for a row.
-    pub get: Box<dyn Fn(&R) -> Cell + Send + Sync>,
+    pub get: Getter<R>,
 }
 
 fn col<R>(
@@ -97,9 +100,10 @@ impl InstitutionRow {
             est: est.clone(),
             inst: inst.clone(),
             province_name: regions.province_name(&inst.province_code).map(str::to_string),
-            district_name: inst.district_code.as_ref().and_then(|d| {
-                regions.district_index_of(d).map(|i| regions.districts[i as usize].name.clone())
-            }),
+            district_name: inst
+                .district_code
+                .as_ref()
+                .and_then(|d| regions.district_index_of(d).map(|i| regions.districts[i as usize].name.clone())),
         }
     }
 }
@@ -155,12 +159,15 @@ fn index_columns<R: 'static>(
 ) -> Vec<Column<R>> {
     let how = if weighted { "design-weighted (w = N_h / n_h) " } else { "" };
     let mut cols = Vec::new();
-    for v in 0..VALUE_COUNT {
+    for (v, code) in VALUE_CODES.iter().enumerate() {
         cols.push(col(
-            format!("index_{}", VALUE_CODES[v]),
+            format!("index_{code}"),
             Kind::Float,
             true,
-            format!("{} index 0–100: 100 × {how}mean value score of the {unit}'s respondents; null when suppressed", VALUE_NAMES[v]),
+            format!(
+                "{} index 0–100: 100 × {how}mean value score of the {unit}'s respondents; null when suppressed",
+                VALUE_NAMES[v]
+            ),
             move |r: &R| Cell::Float(est(r).map(|i| i.values[v])),
         ));
     }
@@ -177,12 +184,20 @@ fn index_columns<R: 'static>(
         "standard error of index_overall with finite population correction, 100·sqrt((1 − n/N)·S²/n); null when suppressed or n < 2"
     };
     cols.push(col("se_overall", Kind::Float, true, se_doc, move |r: &R| Cell::Float(est(r).and_then(|i| i.se))));
-    cols.push(col("ci95_low", Kind::Float, true, "index_overall − 1.96·se_overall, clipped to [0, 100]; null when se_overall is", move |r: &R| {
-        Cell::Float(est(r).and_then(|i| i.ci95()).map(|c| c.0))
-    }));
-    cols.push(col("ci95_high", Kind::Float, true, "index_overall + 1.96·se_overall, clipped to [0, 100]; null when se_overall is", move |r: &R| {
-        Cell::Float(est(r).and_then(|i| i.ci95()).map(|c| c.1))
-    }));
+    cols.push(col(
+        "ci95_low",
+        Kind::Float,
+        true,
+        "index_overall − 1.96·se_overall, clipped to [0, 100]; null when se_overall is",
+        move |r: &R| Cell::Float(est(r).and_then(|i| i.ci95()).map(|c| c.0)),
+    ));
+    cols.push(col(
+        "ci95_high",
+        Kind::Float,
+        true,
+        "index_overall + 1.96·se_overall, clipped to [0, 100]; null when se_overall is",
+        move |r: &R| Cell::Float(est(r).and_then(|i| i.ci95()).map(|c| c.1)),
+    ));
     cols.push(col(
         "category",
         Kind::Str,
@@ -190,12 +205,12 @@ fn index_columns<R: 'static>(
         "category of index_overall rounded to one decimal: A Sehat ≥ 75.0, B Cukup Sehat ≥ 50.0, C Tidak Sehat ≥ 25.0, D Sangat Tidak Sehat",
         move |r: &R| cat(est(r).map(|i| i.category())),
     ));
-    for v in 0..VALUE_COUNT {
+    for (v, code) in VALUE_CODES.iter().enumerate() {
         cols.push(col(
-            format!("category_{}", VALUE_CODES[v]),
+            format!("category_{code}"),
             Kind::Str,
             true,
-            format!("category (A–D) of index_{}", VALUE_CODES[v]),
+            format!("category (A–D) of index_{code}"),
             move |r: &R| cat(est(r).map(|i| i.value_categories()[v])),
         ));
     }
@@ -229,38 +244,80 @@ fn yoy_columns<R: 'static>(
 pub fn institution_columns() -> Vec<Column<InstitutionRow>> {
     type R = InstitutionRow;
     let mut cols: Vec<Column<R>> = vec![
-        col("institution_code", Kind::Str, false, "institution code from the master (upper-case)", |r: &R| s(&r.inst.code)),
+        col("institution_code", Kind::Str, false, "institution code from the master (upper-case)", |r: &R| {
+            s(&r.inst.code)
+        }),
         col("institution_name", Kind::Str, false, "institution name from the master", |r: &R| s(&r.inst.name)),
-        col("institution_type", Kind::Str, false, "kementerian, lembaga, provinsi, kabupaten or kota", |r: &R| s(r.inst.kind.as_str())),
-        col("province_code", Kind::Str, false, "two-digit province of the institution's seat", |r: &R| s(&r.inst.province_code)),
+        col("institution_type", Kind::Str, false, "kementerian, lembaga, provinsi, kabupaten or kota", |r: &R| {
+            s(r.inst.kind.as_str())
+        }),
+        col("province_code", Kind::Str, false, "two-digit province of the institution's seat", |r: &R| {
+            s(&r.inst.province_code)
+        }),
         col("province_name", Kind::Str, true, "name of province_code", |r: &R| Cell::Str(r.province_name.clone())),
-        col("district_code", Kind::Str, true, "four-digit district of the seat; null for central and provincial institutions", |r: &R| {
-            Cell::Str(r.inst.district_code.clone())
-        }),
+        col(
+            "district_code",
+            Kind::Str,
+            true,
+            "four-digit district of the seat; null for central and provincial institutions",
+            |r: &R| Cell::Str(r.inst.district_code.clone()),
+        ),
         col("district_name", Kind::Str, true, "name of district_code", |r: &R| Cell::Str(r.district_name.clone())),
-        col("headcount", Kind::Int, false, "number of ASN (N) from the master", |r: &R| Cell::Int(Some(r.inst.headcount))),
-        col("n_respondents", Kind::Int, false, "accepted respondents (n), after validation and deduplication", |r: &R| Cell::Int(Some(r.est.n))),
+        col("headcount", Kind::Int, false, "number of ASN (N) from the master", |r: &R| {
+            Cell::Int(Some(r.inst.headcount))
+        }),
+        col(
+            "n_respondents",
+            Kind::Int,
+            false,
+            "accepted respondents (n), after validation and deduplication",
+            |r: &R| Cell::Int(Some(r.est.n)),
+        ),
         col("response_rate", Kind::Float, false, "n / N; may exceed 1", |r: &R| Cell::Float(Some(r.est.response_rate))),
-        col("headcount_exceeded", Kind::Bool, false, "n > N (data kept; the master's headcount is probably stale)", |r: &R| {
-            Cell::Bool(Some(r.est.headcount_exceeded))
-        }),
-        col("min_required", Kind::Int, false, "min(N, max(min_floor, ceil(N / (1 + N·e²)))): Slovin with floor", |r: &R| {
-            Cell::Int(Some(r.est.min_required))
-        }),
-        col("eligible", Kind::Bool, false, "n ≥ min_required: the institution enters domain estimates, ranks and headline means", |r: &R| {
-            Cell::Bool(Some(r.est.eligible))
-        }),
-        col("suppressed", Kind::Bool, false, "n < suppression_min_n: every index, score, se, ci, category, rank and delta of the row is null", |r: &R| {
-            Cell::Bool(Some(r.est.suppressed))
-        }),
+        col(
+            "headcount_exceeded",
+            Kind::Bool,
+            false,
+            "n > N (data kept; the master's headcount is probably stale)",
+            |r: &R| Cell::Bool(Some(r.est.headcount_exceeded)),
+        ),
+        col(
+            "min_required",
+            Kind::Int,
+            false,
+            "min(N, max(min_floor, ceil(N / (1 + N·e²)))): Slovin with floor",
+            |r: &R| Cell::Int(Some(r.est.min_required)),
+        ),
+        col(
+            "eligible",
+            Kind::Bool,
+            false,
+            "n ≥ min_required: the institution enters domain estimates, ranks and headline means",
+            |r: &R| Cell::Bool(Some(r.est.eligible)),
+        ),
+        col(
+            "suppressed",
+            Kind::Bool,
+            false,
+            "n < suppression_min_n: every index, score, se, ci, category, rank and delta of the row is null",
+            |r: &R| Cell::Bool(Some(r.est.suppressed)),
+        ),
     ];
     cols.extend(index_columns(|r: &R| r.est.indices.as_ref(), "institution", false));
-    cols.push(col("rank_national", Kind::Int, true, "rank of index_overall (rounded to 2 decimals, highest first, ties share) among eligible institutions", |r: &R| {
-        Cell::Int(r.est.rank_national)
-    }));
-    cols.push(col("rank_in_type", Kind::Int, true, "as rank_national, among eligible institutions of the same institution_type", |r: &R| {
-        Cell::Int(r.est.rank_in_type)
-    }));
+    cols.push(col(
+        "rank_national",
+        Kind::Int,
+        true,
+        "rank of index_overall (rounded to 2 decimals, highest first, ties share) among eligible institutions",
+        |r: &R| Cell::Int(r.est.rank_national),
+    ));
+    cols.push(col(
+        "rank_in_type",
+        Kind::Int,
+        true,
+        "as rank_national, among eligible institutions of the same institution_type",
+        |r: &R| Cell::Int(r.est.rank_in_type),
+    ));
     cols.extend(yoy_columns(|r: &R| r.est.yoy, "index_overall", "index_overall"));
     cols
 }
@@ -275,47 +332,87 @@ pub fn domain_columns(table: DomainTable) -> Vec<Column<DomainRow>> {
     };
     let mut cols: Vec<Column<R>> = match table {
         DomainTable::District => vec![
-            col("district_code", Kind::Str, false, "four-digit district (kabupaten/kota) of work, from work_district_code", |r: &R| s(&r.est.code)),
-            col("district_name", Kind::Str, true, "district name from the regions reference", |r: &R| Cell::Str(r.district_name.clone())),
-            col("province_name", Kind::Str, true, "name of the district's province (its code is the partition column province_code)", |r: &R| {
-                Cell::Str(r.province_name.clone())
+            col(
+                "district_code",
+                Kind::Str,
+                false,
+                "four-digit district (kabupaten/kota) of work, from work_district_code",
+                |r: &R| s(&r.est.code),
+            ),
+            col("district_name", Kind::Str, true, "district name from the regions reference", |r: &R| {
+                Cell::Str(r.district_name.clone())
             }),
+            col(
+                "province_name",
+                Kind::Str,
+                true,
+                "name of the district's province (its code is the partition column province_code)",
+                |r: &R| Cell::Str(r.province_name.clone()),
+            ),
         ],
         DomainTable::Province => vec![
-            col("province_code", Kind::Str, false, "two-digit province of work (first two digits of work_district_code)", |r: &R| s(&r.est.code)),
-            col("province_name", Kind::Str, true, "province name from the regions reference", |r: &R| Cell::Str(r.province_name.clone())),
+            col(
+                "province_code",
+                Kind::Str,
+                false,
+                "two-digit province of work (first two digits of work_district_code)",
+                |r: &R| s(&r.est.code),
+            ),
+            col("province_name", Kind::Str, true, "province name from the regions reference", |r: &R| {
+                Cell::Str(r.province_name.clone())
+            }),
         ],
         DomainTable::National => {
             vec![col("country_code", Kind::Str, false, "always ID", |r: &R| s(&r.est.code))]
         }
     };
-    cols.push(col("n_respondents", Kind::Int, false, format!("accepted respondents of eligible institutions working in the {unit}"), |r: &R| {
-        Cell::Int(Some(r.est.n_respondents))
-    }));
-    cols.push(col("n_institutions", Kind::Int, false, format!("eligible institutions with respondents in the {unit}"), |r: &R| {
-        Cell::Int(Some(r.est.n_institutions))
-    }));
-    cols.push(col("population_estimate", Kind::Float, false, "Σ w over the domain's respondents: estimated ASN working there in eligible institutions", |r: &R| {
-        Cell::Float(Some(r.est.population_estimate))
-    }));
-    cols.push(col("suppressed", Kind::Bool, false, "n_respondents < suppression_min_n: indices, se, ci, categories, inst_mean_*, ranks and deltas are null", |r: &R| {
-        Cell::Bool(Some(r.est.suppressed))
-    }));
+    cols.push(col(
+        "n_respondents",
+        Kind::Int,
+        false,
+        format!("accepted respondents of eligible institutions working in the {unit}"),
+        |r: &R| Cell::Int(Some(r.est.n_respondents)),
+    ));
+    cols.push(col(
+        "n_institutions",
+        Kind::Int,
+        false,
+        format!("eligible institutions with respondents in the {unit}"),
+        |r: &R| Cell::Int(Some(r.est.n_institutions)),
+    ));
+    cols.push(col(
+        "population_estimate",
+        Kind::Float,
+        false,
+        "Σ w over the domain's respondents: estimated ASN working there in eligible institutions",
+        |r: &R| Cell::Float(Some(r.est.population_estimate)),
+    ));
+    cols.push(col(
+        "suppressed",
+        Kind::Bool,
+        false,
+        "n_respondents < suppression_min_n: indices, se, ci, categories, inst_mean_*, ranks and deltas are null",
+        |r: &R| Cell::Bool(Some(r.est.suppressed)),
+    ));
     cols.extend(index_columns(|r: &R| r.est.indices.as_ref(), unit, true));
     let seat = match table {
         DomainTable::District => "whose master district_code is this district",
         DomainTable::Province => "whose master province_code is this province",
         DomainTable::National => "in the master",
     };
-    cols.push(col("n_institutions_seated", Kind::Int, false, format!("eligible, unsuppressed institutions {seat}"), |r: &R| {
-        Cell::Int(Some(r.est.n_institutions_seated))
-    }));
-    for v in 0..VALUE_COUNT {
+    cols.push(col(
+        "n_institutions_seated",
+        Kind::Int,
+        false,
+        format!("eligible, unsuppressed institutions {seat}"),
+        |r: &R| Cell::Int(Some(r.est.n_institutions_seated)),
+    ));
+    for (v, code) in VALUE_CODES.iter().enumerate() {
         cols.push(col(
-            format!("inst_mean_{}", VALUE_CODES[v]),
+            format!("inst_mean_{code}"),
             Kind::Float,
             true,
-            format!("unweighted mean of index_{} over the n_institutions_seated institutions (the official headline figure); null when none or suppressed", VALUE_CODES[v]),
+            format!("unweighted mean of index_{code} over the n_institutions_seated institutions (the official headline figure); null when none or suppressed"),
             move |r: &R| Cell::Float(r.est.inst_mean.as_ref().map(|m| m.values[v])),
         ));
     }
@@ -332,17 +429,29 @@ pub fn domain_columns(table: DomainTable) -> Vec<Column<DomainRow>> {
     }));
     match table {
         DomainTable::District => {
-            cols.push(col("rank_national", Kind::Int, true, "rank of index_overall (rounded to 2 decimals, highest first, ties share) among districts", |r: &R| {
-                Cell::Int(r.est.rank_national)
-            }));
-            cols.push(col("rank_in_province", Kind::Int, true, "as rank_national, among the districts of the same province", |r: &R| {
-                Cell::Int(r.est.rank_in_province)
-            }));
+            cols.push(col(
+                "rank_national",
+                Kind::Int,
+                true,
+                "rank of index_overall (rounded to 2 decimals, highest first, ties share) among districts",
+                |r: &R| Cell::Int(r.est.rank_national),
+            ));
+            cols.push(col(
+                "rank_in_province",
+                Kind::Int,
+                true,
+                "as rank_national, among the districts of the same province",
+                |r: &R| Cell::Int(r.est.rank_in_province),
+            ));
         }
         DomainTable::Province => {
-            cols.push(col("rank_national", Kind::Int, true, "rank of index_overall (rounded to 2 decimals, highest first, ties share) among provinces", |r: &R| {
-                Cell::Int(r.est.rank_national)
-            }));
+            cols.push(col(
+                "rank_national",
+                Kind::Int,
+                true,
+                "rank of index_overall (rounded to 2 decimals, highest first, ties share) among provinces",
+                |r: &R| Cell::Int(r.est.rank_national),
+            ));
         }
         DomainTable::National => {}
     }
@@ -374,13 +483,20 @@ pub const QUARANTINE_COLUMNS: [(&str, Kind, &str); 6] = [
     ("response_id", Kind::Str, "the record's response_id when it could be read, else null"),
     ("reason", Kind::Str, "reason code (SPEC 3), the first that applies"),
     ("detail", Kind::Str, "what exactly is wrong, naming the field"),
-    ("raw", Kind::Str, "the record as read, without its line terminator, cut to 64 KiB; invalid UTF-8 replaced by U+FFFD"),
+    (
+        "raw",
+        Kind::Str,
+        "the record as read, without its line terminator, cut to 64 KiB; invalid UTF-8 replaced by U+FFFD",
+    ),
 ];
+
+/// (name, type, meaning) of each column of a table.
+pub type ColumnDocs = Vec<(String, Kind, String)>;
 
 /// Every warehouse table: name, partition columns (path only), and (name, kind, doc) of its
 /// columns, for docs and tests.
-pub fn catalogue() -> Vec<(&'static str, Vec<&'static str>, Vec<(String, Kind, String)>)> {
-    fn strip<R>(cols: Vec<Column<R>>) -> Vec<(String, Kind, String)> {
+pub fn catalogue() -> Vec<(&'static str, Vec<&'static str>, ColumnDocs)> {
+    fn strip<R>(cols: Vec<Column<R>>) -> ColumnDocs {
         cols.into_iter().map(|c| (c.name, c.kind, c.doc)).collect()
     }
     vec![
@@ -415,8 +531,26 @@ mod tests {
     #[test]
     fn domain_columns_in_spec_order() {
         let d = names(&domain_columns(DomainTable::District));
-        assert_eq!(&d[..7], ["district_code", "district_name", "province_name", "n_respondents", "n_institutions", "population_estimate", "suppressed"]);
-        let tail = ["rank_national", "rank_in_province", "prev_index_overall", "delta_index_overall", "prev_inst_mean_overall", "delta_inst_mean_overall"];
+        assert_eq!(
+            &d[..7],
+            [
+                "district_code",
+                "district_name",
+                "province_name",
+                "n_respondents",
+                "n_institutions",
+                "population_estimate",
+                "suppressed"
+            ]
+        );
+        let tail = [
+            "rank_national",
+            "rank_in_province",
+            "prev_index_overall",
+            "delta_index_overall",
+            "prev_inst_mean_overall",
+            "delta_inst_mean_overall",
+        ];
         assert_eq!(&d[d.len() - 6..], tail);
         let p = names(&domain_columns(DomainTable::Province));
         assert_eq!(&p[..2], ["province_code", "province_name"]);

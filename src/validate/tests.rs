@@ -39,7 +39,7 @@ fn run_csv(fx: &Fixture, header: &str, line: &str) -> Result<Response, Rejection
             columns[slot].get_or_insert(i);
         }
     }
-    let layout = Layout::Csv { columns, width: head.len() };
+    let layout = Layout::Csv { columns: Box::new(columns), width: head.len() };
     let mut rec = RawRecord::default();
     assert!(splitter.read_record(&mut rec).unwrap());
     let ctx = Context::new(2024, &fx.master, &fx.regions, &fx.rules);
@@ -91,11 +91,12 @@ fn broken_quoting_is_malformed() {
 #[test]
 fn malformed_takes_precedence_over_encoding() {
     let fx = fixture("votes");
-    let rec = RawRecord { line: 2, raw: b"a\xff,b".to_vec(), values: b"a\xffb".to_vec(), ends: vec![2, 3], fault: None };
+    let rec =
+        RawRecord { line: 2, raw: b"a\xff,b".to_vec(), values: b"a\xffb".to_vec(), ends: vec![2, 3], fault: None };
     let mut columns = [None; FIELD_COUNT];
     columns[0] = Some(0);
     let ctx = Context::new(2024, &fx.master, &fx.regions, &fx.rules);
-    let r = validate(&rec, &Layout::Csv { columns, width: 3 }, &ctx);
+    let r = validate(&rec, &Layout::Csv { columns: Box::new(columns), width: 3 }, &ctx);
     assert_eq!(reason(r).0, Reason::MalformedRow);
 }
 
@@ -113,7 +114,7 @@ fn non_utf8_is_invalid_encoding() {
     let mut rec = RawRecord::default();
     splitter.read_record(&mut rec).unwrap();
     let ctx = Context::new(2024, &fx.master, &fx.regions, &fx.rules);
-    assert_eq!(reason(validate(&rec, &Layout::Csv { columns, width: head.len() }, &ctx)).0, Reason::InvalidEncoding);
+    assert_eq!(reason(validate(&rec, &Layout::Csv { columns: Box::new(columns), width: head.len() }, &ctx)).0, Reason::InvalidEncoding);
     // In JSON Lines too, and before the JSON is parsed.
     assert_eq!(reason(json(&fx, b"{\"response_id\": \"\xff\"")).0, Reason::InvalidEncoding);
 }
@@ -221,7 +222,10 @@ fn json_lines_values_strings_and_numbers() {
 fn likert_scores_and_straightliners() {
     let fx = fixture("likert");
     let items: Vec<&str> = BEHAVIOUR_CODES.to_vec();
-    let header = format!("response_id,respondent_key,submitted_at,survey_year,institution_code,work_district_code,{}", items.join(","));
+    let header = format!(
+        "response_id,respondent_key,submitted_at,survey_year,institution_code,work_district_code,{}",
+        items.join(",")
+    );
     let answers = |vals: &[u8]| vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
     let prefix = "r1,k1,2024-09-02 08:15:00,2024,KEMENKEU,3171";
     let mut vals = [3u8; 21];
@@ -249,7 +253,15 @@ fn timestamps_parse_all_allowed_forms() {
     let frac = parse_timestamp("2024-09-02T01:15:00.123456789Z", wib).unwrap();
     assert_eq!((frac.secs, frac.nanos), (base.secs, 123_456_789));
     assert!(parse_timestamp("2024-09-02T01:15:00.5Z", wib).unwrap() > base);
-    for bad in ["2024-09-02T01:15:00", "2024-09-02 08:15", "2024-9-02 08:15:00", "2024-09-02T25:00:00Z", "2024-09-02T01:15:00+0700", "2024-09-02T01:15:00.Z", "2024-09-02 08:15:00 "] {
+    for bad in [
+        "2024-09-02T01:15:00",
+        "2024-09-02 08:15",
+        "2024-9-02 08:15:00",
+        "2024-09-02T25:00:00Z",
+        "2024-09-02T01:15:00+0700",
+        "2024-09-02T01:15:00.Z",
+        "2024-09-02 08:15:00 ",
+    ] {
         assert_eq!(parse_timestamp(bad, wib), None, "{bad}");
     }
 }

@@ -16,11 +16,15 @@ pub fn dataset(p: &Project) {
     main.push("bad-1,x,y".into()); // malformed_row: field count
     main.push(rec("bad-2", "k\"q", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1")); // malformed: quote
     main.push(rec("", "k-missing", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1")); // missing_field
-    main.push(rec("bad-4", "k4", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1").replace(",2024,", ",2024.0,")); // invalid_value
+    main.push(
+        rec("bad-4", "k4", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1").replace(",2024,", ",2024.0,"),
+    ); // invalid_value
     main.push(rec("bad-5", "k5", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1").replace(",2024,", ",2023,")); // year_mismatch
     main.push(rec("bad-6", "k6", "2024-09-02T08:15:00+07:00", "KAB-NOWHERE", "3319", "BP1")); // unknown_institution
     main.push(rec("bad-7", "k7", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3399", "BP1")); // unknown_region
-    main.push(rec("bad-8", "k8", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1").replace("3319,,", "3319,34,")); // region_mismatch
+    main.push(
+        rec("bad-8", "k8", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1").replace("3319,,", "3319,34,"),
+    ); // region_mismatch
     main.push(rec("bad-9", "k9", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1|BP1")); // invalid_picks
     main.push(rec("bad-10", "k10", "2024-09-02T08:15:00+07:00", "KAB-KUDUS", "3319", "BP1").replace(",300,", ",10,")); // speeder
     main.push(String::new()); // blank line: not a record
@@ -100,7 +104,8 @@ fn every_defect_is_quarantined_with_its_reason() {
     for f in inputs {
         let read = f["records_read"].as_u64().unwrap();
         assert_eq!(read, f["accepted"].as_u64().unwrap() + f["quarantined"].as_u64().unwrap());
-        let by_reason: u64 = f["quarantined_by_reason"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+        let by_reason: u64 =
+            f["quarantined_by_reason"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
         assert_eq!(by_reason, f["quarantined"].as_u64().unwrap());
         assert_eq!(f["sha256"].as_str().unwrap().len(), 64);
     }
@@ -168,7 +173,8 @@ fn domain_tables_partitions_and_behaviours() {
     assert_eq!(ints(n, "n_institutions_seated"), [Some(1)], "the tiny regency is suppressed");
     let pop = floats(n, "population_estimate")[0].unwrap();
     assert!((pop - 45.0).abs() < 1e-9, "Σw = 40 + 5, got {pop}");
-    let kudus_index = floats(&p.read("warehouse/institution_index/year=2024/part-00000.parquet")[0], "index_overall")[0];
+    let kudus_index =
+        floats(&p.read("warehouse/institution_index/year=2024/part-00000.parquet")[0], "index_overall")[0];
     assert_eq!(floats(n, "inst_mean_overall")[0], kudus_index);
     for (level, units) in [("institution", 5), ("district", 2), ("province", 1), ("national", 1)] {
         let b = &p.read(&format!("warehouse/behaviour_scores/year=2024/level={level}/part-00000.parquet"))[0];
@@ -220,7 +226,11 @@ fn rerun_gives_identical_data_whatever_the_threads() {
 fn year_on_year_from_the_previous_published_year() {
     let p = Project::new();
     let mut y2023 = vec![HEADER.to_string()];
-    y2023.extend(good("k23", "KAB-KUDUS", "3319", 40).into_iter().map(|r| r.replace(",2024,", ",2023,").replace("BP1|AK1", "BP1|AK1|KO1|HA1")));
+    y2023.extend(
+        good("k23", "KAB-KUDUS", "3319", 40)
+            .into_iter()
+            .map(|r| r.replace(",2024,", ",2023,").replace("BP1|AK1", "BP1|AK1|KO1|HA1")),
+    );
     p.write("raw/2023/a.csv", y2023.join("\n"));
     assert_exit(&p.aggregate(2023, &[]), 0);
     dataset(&p);
@@ -260,7 +270,10 @@ fn likert_straightliners_and_scores() {
     let p = Project::new();
     p.config("[survey]\ninstrument = \"likert\"\n[estimation]\nmin_floor = 2\nsuppression_min_n = 2\n[publish]\nmax_quarantine_ratio = 0.5\n");
     let items = "BP1,BP2,BP3,AK1,AK2,AK3,KO1,KO2,KO3,HA1,HA2,HA3,LO1,LO2,LO3,AD1,AD2,AD3,KL1,KL2,KL3";
-    let mut lines = vec![format!("response_id;respondent_key;submitted_at;survey_year;institution_code;work_district_code;{}", items.replace(',', ";"))];
+    let mut lines = vec![format!(
+        "response_id;respondent_key;submitted_at;survey_year;institution_code;work_district_code;{}",
+        items.replace(',', ";")
+    )];
     let answers = |first: u8, rest: u8| {
         let mut v = vec![rest.to_string(); 21];
         v[0] = first.to_string();

@@ -71,7 +71,8 @@ fn quality_gate_exits_3_and_publishes_nothing() {
     let err = stderr(&out);
     assert!(err.contains("invalid_value") && err.contains("c-corrupt.csv:2"), "{err}");
     assert_eq!(p.snapshot("warehouse"), before);
-    let q_after: BTreeMap<String, String> = p.snapshot("quarantine").into_iter().filter(|(k, _)| !k.starts_with("rejected-runs")).collect();
+    let q_after: BTreeMap<String, String> =
+        p.snapshot("quarantine").into_iter().filter(|(k, _)| !k.starts_with("rejected-runs")).collect();
     assert_eq!(q_after, q_before);
     let rejected: Vec<String> = p.snapshot("quarantine/rejected-runs").into_keys().collect();
     assert_eq!(rejected.len(), 1, "{rejected:?}");
@@ -96,7 +97,11 @@ fn corrupt_gzip_exits_1_naming_the_file() {
     let p = published();
     let before = p.snapshot("warehouse");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gz, format!("{HEADER}\n{}\n", good("gz", "KAB-KUDUS", "3319", 200).join("\n")).as_bytes()).unwrap();
+    std::io::Write::write_all(
+        &mut gz,
+        format!("{HEADER}\n{}\n", good("gz", "KAB-KUDUS", "3319", 200).join("\n")).as_bytes(),
+    )
+    .unwrap();
     let mut bytes = gz.finish().unwrap();
     let mid = bytes.len() / 2;
     bytes.truncate(mid);

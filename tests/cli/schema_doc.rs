@@ -6,7 +6,9 @@ use berakhlak::publish::schema::{catalogue, Kind, QUARANTINE_COLUMNS};
 fn block(table: &str, partitions: &[&str], cols: &[(String, Kind, String)]) -> String {
     let mut s = format!("<!-- columns:{table} -->\n| column | type | meaning |\n|---|---|---|\n");
     for p in partitions {
-        s.push_str(&format!("| `{p}` | partition (path only) | Hive partition directory `{p}=…`; not stored inside the files |\n"));
+        s.push_str(&format!(
+            "| `{p}` | partition (path only) | Hive partition directory `{p}=…`; not stored inside the files |\n"
+        ));
     }
     for (name, kind, doc) in cols {
         s.push_str(&format!("| `{name}` | {} | {doc} |\n", kind.doc_name()));
@@ -18,7 +20,8 @@ fn block(table: &str, partitions: &[&str], cols: &[(String, Kind, String)]) -> S
 fn expected_blocks() -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> =
         catalogue().into_iter().map(|(table, parts, cols)| (table.to_string(), block(table, &parts, &cols))).collect();
-    let q: Vec<(String, Kind, String)> = QUARANTINE_COLUMNS.iter().map(|(n, k, d)| (n.to_string(), *k, d.to_string())).collect();
+    let q: Vec<(String, Kind, String)> =
+        QUARANTINE_COLUMNS.iter().map(|(n, k, d)| (n.to_string(), *k, d.to_string())).collect();
     out.push(("quarantine".into(), block("quarantine", &["year"], &q)));
     out
 }

@@ -23,7 +23,9 @@ fn world(master_rows: &str) -> World {
     let path = dir.path().join("m.csv");
     std::fs::write(
         &path,
-        format!("institution_code,institution_name,institution_type,province_code,district_code,headcount\n{master_rows}"),
+        format!(
+            "institution_code,institution_name,institution_type,province_code,district_code,headcount\n{master_rows}"
+        ),
     )
     .unwrap();
     World { master: Master::load(&path, &regions).unwrap(), regions }
@@ -66,7 +68,12 @@ fn run(w: &World, people: &[Person], params: &Params) -> (Vec<InstitutionEstimat
 }
 
 /// SPEC 5.2 literally: weights, ratio, z per respondent, stratum sums.
-fn literal(w: &World, people: &[Person], in_domain: &dyn Fn(&str) -> bool, eligible: &dyn Fn(&str) -> bool) -> (f64, f64, f64) {
+fn literal(
+    w: &World,
+    people: &[Person],
+    in_domain: &dyn Fn(&str) -> bool,
+    eligible: &dyn Fn(&str) -> bool,
+) -> (f64, f64, f64) {
     let headcount = |code: &str| w.master.institutions[w.master.index_of(code).unwrap() as usize].headcount as f64;
     let n_of = |code: &str| people.iter().filter(|p| p.0 == code).count() as f64;
     let rows: Vec<(&str, bool, f64, f64)> = people
@@ -81,7 +88,8 @@ fn literal(w: &World, people: &[Person], in_domain: &dyn Fn(&str) -> bool, eligi
     codes.sort();
     codes.dedup();
     for code in codes {
-        let z: Vec<f64> = rows.iter().filter(|x| x.0 == code).map(|x| if x.1 { x.2 * (x.3 - r) / big_w } else { 0.0 }).collect();
+        let z: Vec<f64> =
+            rows.iter().filter(|x| x.0 == code).map(|x| if x.1 { x.2 * (x.3 - r) / big_w } else { 0.0 }).collect();
         let n_h = z.len() as f64;
         if z.len() < 2 {
             continue;
@@ -103,12 +111,22 @@ const MASTER: &str = "KEMENKEU,Keuangan,kementerian,31,,1000\n\
 fn people() -> Vec<Person> {
     vec![
         // A central institution whose staff sit in several districts and provinces.
-        ("KEMENKEU", "3171", 7), ("KEMENKEU", "3171", 2), ("KEMENKEU", "3319", 5),
-        ("KEMENKEU", "3319", 1), ("KEMENKEU", "3321", 4), ("KEMENKEU", "3273", 6),
-        ("KAB-KUDUS", "3319", 3), ("KAB-KUDUS", "3319", 6), ("KAB-KUDUS", "3319", 4),
+        ("KEMENKEU", "3171", 7),
+        ("KEMENKEU", "3171", 2),
+        ("KEMENKEU", "3319", 5),
+        ("KEMENKEU", "3319", 1),
+        ("KEMENKEU", "3321", 4),
+        ("KEMENKEU", "3273", 6),
+        ("KAB-KUDUS", "3319", 3),
+        ("KAB-KUDUS", "3319", 6),
+        ("KAB-KUDUS", "3319", 4),
         ("KAB-KUDUS", "3321", 0),
-        ("KAB-DEMAK", "3321", 2), ("KAB-DEMAK", "3321", 7), ("KAB-DEMAK", "3321", 5),
-        ("PROV-JATENG", "3319", 6), ("PROV-JATENG", "3372", 3), ("PROV-JATENG", "3321", 1),
+        ("KAB-DEMAK", "3321", 2),
+        ("KAB-DEMAK", "3321", 7),
+        ("KAB-DEMAK", "3321", 5),
+        ("PROV-JATENG", "3319", 6),
+        ("PROV-JATENG", "3372", 3),
+        ("PROV-JATENG", "3321", 1),
         // A stratum with one respondent (headcount 3: min_required = 2, so not eligible).
         ("KOTA-SOLO", "3372", 4),
     ]
@@ -180,7 +198,8 @@ fn headline_means_are_unweighted_over_seated_institutions() {
 #[test]
 fn single_institution_domain_equals_institution_estimate() {
     let w = world("KAB-KUDUS,Kudus,kabupaten,33,3319,50\n");
-    let ppl: Vec<Person> = vec![("KAB-KUDUS", "3319", 3), ("KAB-KUDUS", "3319", 6), ("KAB-KUDUS", "3319", 4), ("KAB-KUDUS", "3319", 0)];
+    let ppl: Vec<Person> =
+        vec![("KAB-KUDUS", "3319", 3), ("KAB-KUDUS", "3319", 6), ("KAB-KUDUS", "3319", 4), ("KAB-KUDUS", "3319", 0)];
     let params = Params { min_floor: 1, margin_of_error: 0.5, ..PARAMS };
     let (inst, d) = run(&w, &ppl, &params);
     let a = inst[0].indices.as_ref().unwrap();
@@ -208,10 +227,15 @@ fn ranks_within_province_and_nation() {
     let (_, d) = run(&w, &people(), &PARAMS);
     let ranked: Vec<i64> = d.districts.iter().filter_map(|r| r.rank_national).collect();
     assert_eq!(ranked.len(), d.districts.len());
-    let best = d.districts.iter().max_by(|a, b| a.indices.as_ref().unwrap().overall.total_cmp(&b.indices.as_ref().unwrap().overall)).unwrap();
+    let best = d
+        .districts
+        .iter()
+        .max_by(|a, b| a.indices.as_ref().unwrap().overall.total_cmp(&b.indices.as_ref().unwrap().overall))
+        .unwrap();
     assert_eq!(best.rank_national, Some(1));
     assert_eq!(best.rank_in_province, Some(1));
-    let in_33: Vec<i64> = d.districts.iter().filter(|r| r.code.starts_with("33")).filter_map(|r| r.rank_in_province).collect();
+    let in_33: Vec<i64> =
+        d.districts.iter().filter(|r| r.code.starts_with("33")).filter_map(|r| r.rank_in_province).collect();
     let mut sorted = in_33.clone();
     sorted.sort();
     assert_eq!(sorted[0], 1);

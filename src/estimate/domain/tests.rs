@@ -106,7 +106,8 @@ const MASTER: &str = "KEMENKEU,Keuangan,kementerian,31,,1000\n\
                       KAB-KUDUS,Kudus,kabupaten,33,3319,50\n\
                       KAB-DEMAK,Demak,kabupaten,33,3321,40\n\
                       PROV-JATENG,Jawa Tengah,provinsi,33,,500\n\
-                      KOTA-SOLO,Surakarta,kota,33,3372,3\n";
+                      KOTA-SOLO,Surakarta,kota,33,3372,3\n\
+                      KOTA-MAGELANG,Magelang,kota,33,3371,1\n";
 
 fn people() -> Vec<Person> {
     vec![
@@ -127,8 +128,10 @@ fn people() -> Vec<Person> {
         ("PROV-JATENG", "3319", 6),
         ("PROV-JATENG", "3372", 3),
         ("PROV-JATENG", "3321", 1),
-        // A stratum with one respondent (headcount 3: min_required = 2, so not eligible).
+        // An institution with one respondent (headcount 3: min_required = 2, so not eligible).
         ("KOTA-SOLO", "3372", 4),
+        // An eligible stratum with one respondent (N = 1): taken with certainty, no variance.
+        ("KOTA-MAGELANG", "3319", 2),
     ]
 }
 
@@ -143,6 +146,7 @@ fn domains_match_the_literal_formulas() {
     let (inst, d) = run(&w, &ppl, &PARAMS);
     let eligible = |code: &str| inst[w.master.index_of(code).unwrap() as usize].eligible;
     assert!(!eligible("KOTA-SOLO"));
+    assert!(eligible("KOTA-MAGELANG"));
     let check = |row: &DomainEstimate, in_domain: &dyn Fn(&str) -> bool| {
         let (pop, index, se) = literal(&w, &ppl, in_domain, &eligible);
         let idx = row.indices.as_ref().unwrap();
@@ -168,15 +172,15 @@ fn counts_and_row_existence() {
     let w = world(MASTER);
     let (_, d) = run(&w, &people(), &PARAMS);
     let kudus = d.districts.iter().find(|r| r.code == "3319").unwrap();
-    assert_eq!(kudus.n_respondents, 2 + 3 + 1);
-    assert_eq!(kudus.n_institutions, 3);
+    assert_eq!(kudus.n_respondents, 2 + 3 + 1 + 1);
+    assert_eq!(kudus.n_institutions, 4);
     // Solo's only eligible respondent is the province's; Solo's own institution is not eligible.
     let solo = d.districts.iter().find(|r| r.code == "3372").unwrap();
     assert_eq!(solo.n_respondents, 1);
     assert_eq!(solo.n_institutions_seated, 0);
     assert!(solo.inst_mean.is_none());
-    assert_eq!(d.national.n_respondents, 16);
-    assert_eq!(d.national.n_institutions, 4);
+    assert_eq!(d.national.n_respondents, 17);
+    assert_eq!(d.national.n_institutions, 5);
     assert_eq!(d.provinces.iter().map(|p| p.code.as_str()).collect::<Vec<_>>(), ["31", "32", "33"]);
 }
 
@@ -186,11 +190,11 @@ fn headline_means_are_unweighted_over_seated_institutions() {
     let (inst, d) = run(&w, &people(), &PARAMS);
     let index = |code: &str| inst[w.master.index_of(code).unwrap() as usize].indices.as_ref().unwrap().overall;
     let jateng = d.provinces.iter().find(|p| p.code == "33").unwrap();
-    // Seated in province 33 and eligible: Kudus, Demak, the province (Solo is not eligible).
-    assert_eq!(jateng.n_institutions_seated, 3);
-    let expected = (index("KAB-KUDUS") + index("KAB-DEMAK") + index("PROV-JATENG")) / 3.0;
+    // Seated in province 33 and eligible: Kudus, Demak, the province, Magelang (Solo is not).
+    assert_eq!(jateng.n_institutions_seated, 4);
+    let expected = (index("KAB-KUDUS") + index("KAB-DEMAK") + index("PROV-JATENG") + index("KOTA-MAGELANG")) / 4.0;
     assert!(close(jateng.inst_mean.as_ref().unwrap().overall, expected));
-    assert_eq!(d.national.n_institutions_seated, 4);
+    assert_eq!(d.national.n_institutions_seated, 5);
     let kudus = d.districts.iter().find(|r| r.code == "3319").unwrap();
     assert_eq!(kudus.inst_mean.as_ref().unwrap().overall, index("KAB-KUDUS"));
 }
@@ -213,6 +217,7 @@ fn single_institution_domain_equals_institution_estimate() {
 fn suppression_nulls_indices_but_keeps_counts() {
     let w = world(MASTER);
     let params = Params { suppression_min_n: 3, ..PARAMS };
+    // Magelang (n = 1) is suppressed, so it cannot be seated anywhere.
     let (_, d) = run(&w, &people(), &params);
     let bandung = d.districts.iter().find(|r| r.code == "3273").unwrap();
     assert!(bandung.suppressed);
@@ -251,4 +256,19 @@ fn kudus_year_on_year_from_published_figures() {
     assert_eq!(crate::catalogue::Category::of_index(61.1).letter(), "B");
     assert_eq!(YearOnYear::new(None, Some(61.1)).delta, None);
     assert_eq!(YearOnYear::new(Some(62.1), None).delta, None);
+}
+
+#[test]
+fn lonely_stratum_adds_no_variance() {
+    // Magelang's one respondent (N = 1) is in Kudus: the district's SE must equal the one
+    // computed without Magelang's stratum term, i.e. the literal formula skipping n_h < 2
+    // (checked in domains_match_the_literal_formulas); here: Magelang alone gives SE 0.
+    let w = world("KOTA-MAGELANG,Magelang,kota,33,3371,1\n");
+    let params = Params { min_floor: 1, ..PARAMS };
+    let (inst, d) = run(&w, &[("KOTA-MAGELANG", "3371", 5)], &params);
+    assert!(inst[0].eligible);
+    assert_eq!(inst[0].indices.as_ref().unwrap().se, None);
+    let idx = d.districts[0].indices.as_ref().unwrap();
+    assert_eq!(idx.se, Some(0.0));
+    assert_eq!(idx.ci95(), Some((idx.overall, idx.overall)));
 }

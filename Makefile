@@ -62,8 +62,8 @@ lint: ## rustfmt and clippy, as CI expects them
 
 samples: build ## Regenerate data-samples/ (deterministic)
 	rm -rf data-samples/2023 data-samples/2024
-	$(BIN) generate --year 2023 --out data-samples/2023 --respondents 12000 --seed 2023 --files 4 --format mixed --vary-delimiters
-	$(BIN) generate --year 2024 --out data-samples/2024 --respondents 12000 --seed 2024 --files 4 --format mixed --vary-delimiters --gzip
+	$(BIN) generate --year 2023 --out data-samples/2023 --respondents 10000 --seed 2023 --files 3 --format csv --vary-delimiters
+	$(BIN) generate --year 2024 --out data-samples/2024 --respondents 10000 --seed 2024 --files 4 --format mixed --vary-delimiters --gzip
 
 clean: ## Remove build outputs, the local warehouse and quarantine
 	$(CARGO) clean

@@ -28,6 +28,8 @@ pub enum Command {
     Aggregate(RunArgs),
     /// Do the same reading and checking as `aggregate` and print the report; publish nothing.
     Validate(RunArgs),
+    /// Write a reproducible synthetic national dataset (master and dumps).
+    Generate(crate::generate::GenerateOptions),
     /// Finish or roll back an interrupted publish (also done at the start of every run).
     Recover(RecoverArgs),
 }

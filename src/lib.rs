@@ -9,16 +9,18 @@
 pub mod catalogue;
 pub mod cli;
 pub mod config;
-pub mod error;
-pub mod ingest;
-pub mod reference;
-pub mod validate;
 pub mod dedupe;
-pub mod score;
+pub mod error;
 pub mod estimate;
+pub mod ingest;
 pub mod pipeline;
 pub mod progress;
 pub mod publish;
 pub mod quarantine;
+pub mod reference;
+pub mod score;
+pub mod testhooks;
+pub mod validate;
 
 pub use error::{Error, ExitCode, Result};
+pub mod generate;

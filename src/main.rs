@@ -26,6 +26,18 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Aggregate(args) => run_pipeline(&args, true),
         Command::Validate(args) => run_pipeline(&args, false),
+        Command::Generate(opts) => {
+            let summary = berakhlak::generate::run(&opts)?;
+            println!(
+                "generated {} records ({} bad, {} resubmissions) in {} dump(s); master {}",
+                summary.records_written,
+                summary.bad_records,
+                summary.resubmissions,
+                summary.dumps.len(),
+                summary.master.display()
+            );
+            Ok(())
+        }
         Command::Recover(args) => recover(&args),
     }
 }

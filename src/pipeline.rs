@@ -22,6 +22,7 @@ use crate::publish::{layout, previous, quarantine_staging, stage_tables, write_m
 use crate::quarantine::{self, raw_text, QuarantineRecord};
 use crate::reference::{Master, Regions};
 use crate::score::{score, Scale};
+use crate::testhooks;
 use crate::validate::{validate, Context, Reason};
 
 /// Records validated together (in parallel) before they are handed to deduplication.
@@ -162,6 +163,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
     summarise_estimates(&mut report, &institutions, &domains, &master);
 
     if opts.publish {
+        testhooks::point("before-publish");
         ensure_inputs_unchanged(&discovery.files)?;
         progress.phase("writing", 7, false);
         publish(
@@ -256,6 +258,7 @@ fn read_and_check(
                     }
                 }
             }
+            testhooks::point("after-batch");
             let read_so_far = reader.fingerprint.lock().map(|f| f.bytes).unwrap_or(0);
             progress.set(done_bytes + read_so_far);
             if filled < BATCH {
@@ -464,7 +467,7 @@ fn publish(
     let staged_manifest = txn.dir().join("manifest.json");
     commit::write_atomically(&staged_manifest, &bytes, 0o644)?;
     txn.stage_manifest(staged_manifest, layout::manifest_path(warehouse, cfg.year))?;
-    commit::fault_point("before-commit");
+    testhooks::point("before-commit");
     txn.commit()
 }
 

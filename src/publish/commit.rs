@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::testhooks;
 
 /// Name of the staging directory under the warehouse root.
 pub const STAGING_DIR: &str = "_staging";
@@ -141,6 +142,7 @@ impl Transaction {
     }
 
     fn save(&self) -> Result<()> {
+        testhooks::step();
         let bytes = serde_json::to_vec_pretty(&self.journal)
             .map_err(|e| Error::Recovery { path: self.dir.clone(), problem: e.to_string() })?;
         write_atomically(&self.dir.join(JOURNAL), &bytes, 0o644)
@@ -168,28 +170,19 @@ impl Transaction {
     pub fn commit(mut self) -> Result<()> {
         self.journal.state = State::Swapping;
         self.save()?;
-        fault_point("after-journal");
+        testhooks::point("after-journal");
         roll_forward(&self.dir, &self.journal)
-    }
-}
-
-/// Test-only fault injection: `BERAKHLAK_FAULT=<point>` aborts the process there, as a crash
-/// would (used by the crash-safety tests; unset in production).
-pub fn fault_point(point: &str) {
-    if let Ok(want) = std::env::var("BERAKHLAK_FAULT") {
-        if want == point {
-            eprintln!("berakhlak: injected fault at {point}");
-            std::process::abort();
-        }
     }
 }
 
 fn roll_forward(dir: &Path, journal: &Journal) -> Result<()> {
     for entry in &journal.entries {
+        testhooks::step();
         swap_in(entry, &journal.run_id)?;
-        fault_point(&format!("after-swap-{}", entry.name));
+        testhooks::point(&format!("after-swap-{}", entry.name));
     }
     if let Some((staged, live)) = &journal.manifest {
+        testhooks::step();
         if staged.exists() {
             if let Some(parent) = live.parent() {
                 create_dirs(parent, 0o755)?;

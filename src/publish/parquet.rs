@@ -87,6 +87,10 @@ pub fn write_file<R>(path: &Path, columns: &[Column<R>], rows: &[R], meta: &File
             KeyValue::new("berakhlak.config_sha256".to_string(), meta.config_sha256.clone()),
         ]))
         .build();
+    crate::testhooks::step();
+    if let Some(e) = crate::testhooks::write_error(path) {
+        return Err(Error::io(path, "creating", e));
+    }
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -114,7 +114,10 @@ fn non_utf8_is_invalid_encoding() {
     let mut rec = RawRecord::default();
     splitter.read_record(&mut rec).unwrap();
     let ctx = Context::new(2024, &fx.master, &fx.regions, &fx.rules);
-    assert_eq!(reason(validate(&rec, &Layout::Csv { columns: Box::new(columns), width: head.len() }, &ctx)).0, Reason::InvalidEncoding);
+    assert_eq!(
+        reason(validate(&rec, &Layout::Csv { columns: Box::new(columns), width: head.len() }, &ctx)).0,
+        Reason::InvalidEncoding
+    );
     // In JSON Lines too, and before the JSON is parsed.
     assert_eq!(reason(json(&fx, b"{\"response_id\": \"\xff\"")).0, Reason::InvalidEncoding);
 }

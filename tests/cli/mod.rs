@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod errors;
+mod fuzz;
 mod schema_doc;
 
 use std::collections::BTreeMap;

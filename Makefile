@@ -65,6 +65,9 @@ samples: build ## Regenerate data-samples/ (deterministic)
 	$(BIN) generate --year 2023 --out data-samples/2023 --respondents 10000 --seed 2023 --files 3 --format csv --vary-delimiters
 	$(BIN) generate --year 2024 --out data-samples/2024 --respondents 10000 --seed 2024 --files 4 --format mixed --vary-delimiters --gzip
 
+bench: build venv ## Benchmark aggregate side by side with DuckDB at 1M and 5M responses (BENCH_SIZES=, BENCH_RUNS=)
+	bench/run.sh
+
 clean: ## Remove build outputs, the local warehouse and quarantine
 	$(CARGO) clean
 	rm -rf warehouse quarantine $(VENV)

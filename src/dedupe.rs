@@ -1,13 +1,17 @@
 //! Deduplication (SPEC 3): one response per respondent, then one per `response_id`.
 //!
-//! Streaming: each accepted response is offered as it is validated, and only the current
-//! winner of each respondent is held, so memory grows with respondents, not with records.
-//! Input order is `(file index, line)`: files are read in bytewise order of relative path
+//! Streaming and compact: each accepted response is offered as it is validated, and only the
+//! current winner of each respondent is held, in a 64-byte record (plus its `response_id`
+//! bytes in an arena and 4 bytes of hash table), so memory grows with respondents, not with
+//! records or file sizes.
+//!
+//! The winner of a respondent is the maximum of (submitted_at, response_id bytewise, earlier
+//! position): a total order, so the result does not depend on the order responses are offered
+//! in. Input order is `(file index, line)`: files are read in bytewise order of relative path
 //! and lines increase within a file.
 
-use std::collections::HashMap;
-
-use crate::validate::{Reason, Response};
+use crate::catalogue::BEHAVIOUR_COUNT;
+use crate::validate::{Instant, Reason, Response};
 
 /// Where a record came from; orders records in input order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,15 +20,6 @@ pub struct Position {
     pub file: u32,
     /// First physical line of the record.
     pub line: u64,
-}
-
-/// An accepted response with its position.
-#[derive(Debug, Clone)]
-pub struct Kept {
-    /// Where it was read.
-    pub position: Position,
-    /// The response.
-    pub response: Response,
 }
 
 /// A record rejected by deduplication.
@@ -40,34 +35,180 @@ pub struct DedupRejection {
     pub detail: String,
 }
 
-/// Result of deduplication.
-#[derive(Debug, Default)]
-pub struct Deduped {
-    /// Accepted responses, in input order.
-    pub accepted: Vec<Kept>,
-    /// Rejections, in input order.
-    pub rejected: Vec<DedupRejection>,
+/// Bits per answer in the packed form: answers up to 63 (`likert_max − likert_min ≤ 63`).
+pub const ANSWER_BITS: u32 = 6;
+
+/// The compact record of a respondent's current winner.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    key: [u64; 2],
+    secs: i64,
+    answers: [u64; 2],
+    nanos: u32,
+    rid_offset: u32,
+    line: u32,
+    file: u16,
+    institution: u16,
+    district: u16,
+    rid_len: u16,
+}
+
+fn pack(answers: &[u8; BEHAVIOUR_COUNT]) -> [u64; 2] {
+    let mut out = [0u64; 2];
+    for (b, a) in answers.iter().enumerate() {
+        let bit = b as u32 * ANSWER_BITS;
+        out[(bit / 64) as usize] |= u64::from(*a & 0x3f) << (bit % 64);
+        // A 6-bit field may straddle the two words.
+        if bit % 64 + ANSWER_BITS > 64 {
+            out[1] |= u64::from(*a & 0x3f) >> (64 - bit % 64);
+        }
+    }
+    out
+}
+
+fn unpack(packed: &[u64; 2]) -> [u8; BEHAVIOUR_COUNT] {
+    let mut out = [0u8; BEHAVIOUR_COUNT];
+    let wide = u128::from(packed[0]) | (u128::from(packed[1]) << 64);
+    for (b, a) in out.iter_mut().enumerate() {
+        *a = ((wide >> (b as u32 * ANSWER_BITS)) & 0x3f) as u8;
+    }
+    out
+}
+
+/// Append-only byte arena in fixed blocks (no reallocation spikes).
+#[derive(Default)]
+struct Arena {
+    blocks: Vec<Vec<u8>>,
+}
+
+const ARENA_BLOCK: usize = 1 << 22;
+
+impl Arena {
+    fn push(&mut self, bytes: &[u8]) -> u32 {
+        let fits = self.blocks.last().is_some_and(|b| b.len() + bytes.len() <= ARENA_BLOCK);
+        if !fits {
+            self.blocks.push(Vec::with_capacity(ARENA_BLOCK));
+        }
+        let block = self.blocks.len() - 1;
+        let last = &mut self.blocks[block];
+        let offset = (block * ARENA_BLOCK + last.len()) as u32;
+        last.extend_from_slice(bytes);
+        offset
+    }
+
+    fn get(&self, offset: u32, len: u16) -> &[u8] {
+        let (block, at) = (offset as usize / ARENA_BLOCK, offset as usize % ARENA_BLOCK);
+        &self.blocks[block][at..at + len as usize]
+    }
+}
+
+/// Append-only storage in fixed blocks: no reallocation that would double memory at peak.
+struct Blocks<T> {
+    blocks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const BLOCK: usize = 1 << 16;
+
+impl<T: Copy> Blocks<T> {
+    fn new() -> Self {
+        Blocks { blocks: Vec::new(), len: 0 }
+    }
+
+    fn push(&mut self, item: T) {
+        if self.len.is_multiple_of(BLOCK) {
+            self.blocks.push(Vec::with_capacity(BLOCK));
+        }
+        if let Some(last) = self.blocks.last_mut() {
+            last.push(item);
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, i: usize) -> &T {
+        &self.blocks[i / BLOCK][i % BLOCK]
+    }
+
+    fn set(&mut self, i: usize, item: T) {
+        self.blocks[i / BLOCK][i % BLOCK] = item;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Open-addressing table of record indices keyed by a 128-bit hash held in the records.
+struct Table {
+    slots: Vec<u32>, // index + 1; 0 is empty
+    len: usize,
+}
+
+impl Table {
+    fn with_capacity(n: usize) -> Table {
+        let size = (n.max(1024) * 10 / 7).next_power_of_two();
+        Table { slots: vec![0; size], len: 0 }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    fn find(&self, key: &[u64; 2], records: &Blocks<Stored>) -> usize {
+        let mask = self.mask();
+        let mut i = (key[0] as usize) & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 || records.get((s - 1) as usize).key == *key {
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self, records: &Blocks<Stored>) {
+        let mut bigger = Table { slots: vec![0; self.slots.len() * 2], len: self.len };
+        let mask = bigger.mask();
+        for &s in &self.slots {
+            if s != 0 {
+                let mut i = (records.get((s - 1) as usize).key[0] as usize) & mask;
+                while bigger.slots[i] != 0 {
+                    i = (i + 1) & mask;
+                }
+                bigger.slots[i] = s;
+            }
+        }
+        *self = bigger;
+    }
 }
 
 struct Loser {
     position: Position,
     response_id: Box<str>,
-    slot: u32,
+    winner: u32,
 }
 
 /// Streaming deduplicator.
-#[derive(Default)]
 pub struct Deduper {
-    winners: Vec<Kept>,
-    slots: HashMap<u128, u32>,
+    records: Blocks<Stored>,
+    rids: Arena,
+    table: Table,
     losers: Vec<Loser>,
 }
 
-/// True when `challenger` (later in input order) replaces `current`: later `submitted_at`,
-/// then greater `response_id` bytewise; a full tie keeps the first in input order.
-fn supersedes(challenger: &Response, current: &Response) -> bool {
-    (challenger.submitted_at, challenger.response_id.as_bytes())
-        > (current.submitted_at, current.response_id.as_bytes())
+impl Default for Deduper {
+    fn default() -> Self {
+        Deduper::with_capacity(0)
+    }
+}
+
+fn split_key(key: u128) -> [u64; 2] {
+    [key as u64, (key >> 64) as u64]
+}
+
+fn position_of(s: &Stored) -> Position {
+    Position { file: u32::from(s.file), line: u64::from(s.line) }
 }
 
 impl Deduper {
@@ -76,33 +217,82 @@ impl Deduper {
         Self::default()
     }
 
-    /// Number of respondents seen so far.
-    pub fn respondents(&self) -> usize {
-        self.winners.len()
+    /// An empty deduplicator expecting about `respondents` respondents.
+    pub fn with_capacity(respondents: usize) -> Self {
+        Deduper {
+            records: Blocks::new(),
+            rids: Arena::default(),
+            table: Table::with_capacity(respondents),
+            losers: Vec::new(),
+        }
     }
 
-    /// Offers a response that passed validation; responses must come in input order.
-    pub fn push(&mut self, position: Position, response: Response) {
-        match self.slots.get(&response.respondent) {
-            None => {
-                self.slots.insert(response.respondent, self.winners.len() as u32);
-                self.winners.push(Kept { position, response });
+    /// Number of respondents seen so far.
+    pub fn respondents(&self) -> usize {
+        self.records.len()
+    }
+
+    fn rid(&self, s: &Stored) -> &[u8] {
+        self.rids.get(s.rid_offset, s.rid_len)
+    }
+
+    /// True when `challenger` beats the stored winner: later `submitted_at`, then greater
+    /// `response_id` bytewise, then earlier in input order.
+    fn beats(&self, when: Instant, rid: &[u8], position: Position, current: &Stored) -> bool {
+        let theirs = Instant { secs: current.secs, nanos: current.nanos };
+        (when, rid, std::cmp::Reverse(position)) > (theirs, self.rid(current), std::cmp::Reverse(position_of(current)))
+    }
+
+    /// Offers a response that passed validation. `position.file` must fit 16 bits and
+    /// `position.line` 32 bits (checked by the caller).
+    pub fn push(&mut self, position: Position, response: &Response) {
+        let key = split_key(response.respondent);
+        if self.table.len * 10 >= self.table.slots.len() * 7 {
+            self.table.grow(&self.records);
+        }
+        let slot = self.table.find(&key, &self.records);
+        let rid = response.response_id.as_bytes();
+        let existing = self.table.slots[slot];
+        if existing != 0 {
+            let index = existing - 1;
+            let current = *self.records.get(index as usize);
+            if self.beats(response.submitted_at, rid, position, &current) {
+                let old_rid: Box<str> = String::from_utf8_lossy(self.rid(&current)).into();
+                self.losers.push(Loser { position: position_of(&current), response_id: old_rid, winner: index });
+                let stored = self.stored(key, position, response);
+                self.records.set(index as usize, stored);
+            } else {
+                self.losers.push(Loser { position, response_id: response.response_id.clone(), winner: index });
             }
-            Some(&slot) => {
-                let current = &mut self.winners[slot as usize];
-                if supersedes(&response, &current.response) {
-                    let old = std::mem::replace(current, Kept { position, response });
-                    self.losers.push(Loser { position: old.position, response_id: old.response.response_id, slot });
-                } else {
-                    self.losers.push(Loser { position, response_id: response.response_id, slot });
-                }
-            }
+            return;
+        }
+        let stored = self.stored(key, position, response);
+        self.records.push(stored);
+        self.table.slots[slot] = self.records.len() as u32;
+        self.table.len += 1;
+    }
+
+    fn stored(&mut self, key: [u64; 2], position: Position, response: &Response) -> Stored {
+        let rid = response.response_id.as_bytes();
+        Stored {
+            key,
+            secs: response.submitted_at.secs,
+            answers: pack(&response.answers),
+            nanos: response.submitted_at.nanos,
+            rid_offset: self.rids.push(rid),
+            line: position.line as u32,
+            file: position.file as u16,
+            institution: response.institution as u16,
+            district: response.district,
+            rid_len: rid.len() as u16,
         }
     }
 
     /// Settles resubmissions, then repeated `response_id`s among the kept.
     pub fn finish(self) -> Deduped {
-        let Deduper { winners, losers, .. } = self;
+        let Deduper { records, rids, table, losers } = self;
+        drop(table);
+        let rid_text = |s: &Stored| String::from_utf8_lossy(rids.get(s.rid_offset, s.rid_len)).into_owned();
         let mut rejected: Vec<DedupRejection> = losers
             .into_iter()
             .map(|l| DedupRejection {
@@ -111,41 +301,128 @@ impl Deduper {
                 response_id: l.response_id.into(),
                 detail: format!(
                     "superseded by response_id {} of the same respondent_key",
-                    winners[l.slot as usize].response.response_id
+                    rid_text(records.get(l.winner as usize))
                 ),
             })
             .collect();
-        let mut kept = winners;
-        kept.sort_unstable_by_key(|k| k.position);
-        let mut first_seen: HashMap<&str, Position> = HashMap::with_capacity(kept.len());
-        let mut duplicate = vec![false; kept.len()];
-        for (i, k) in kept.iter().enumerate() {
-            if let Some(first) = first_seen.get(&*k.response.response_id) {
-                duplicate[i] = true;
-                rejected.push(DedupRejection {
-                    position: k.position,
+
+        // Among kept records, the first of each response_id in input order stays.
+        let mut order: Vec<u32> = (0..records.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| position_of(records.get(i as usize)));
+        let mut seen = Table::with_capacity(records.len());
+        let mut keep = Vec::with_capacity(records.len());
+        for &i in &order {
+            let s = records.get(i as usize);
+            let rid = rids.get(s.rid_offset, s.rid_len);
+            let hash = xxhash_rust::xxh3::xxh3_64(rid) as usize;
+            let mask = seen.mask();
+            let mut at = hash & mask;
+            let mut first = None;
+            loop {
+                let slot = seen.slots[at];
+                if slot == 0 {
+                    seen.slots[at] = i + 1;
+                    break;
+                }
+                let other = records.get((slot - 1) as usize);
+                if rids.get(other.rid_offset, other.rid_len) == rid {
+                    first = Some(position_of(other));
+                    break;
+                }
+                at = (at + 1) & mask;
+            }
+            match first {
+                None => keep.push(i),
+                Some(first) => rejected.push(DedupRejection {
+                    position: position_of(s),
                     reason: Reason::DuplicateResponseId,
-                    response_id: k.response.response_id.to_string(),
+                    response_id: rid_text(s),
                     detail: format!(
                         "response_id {} already accepted (file #{} line {})",
-                        k.response.response_id, first.file, first.line
+                        rid_text(s),
+                        first.file,
+                        first.line
                     ),
-                });
-            } else {
-                first_seen.insert(&k.response.response_id, k.position);
+                }),
             }
         }
-        drop(first_seen);
-        let accepted = kept.into_iter().zip(duplicate).filter(|(_, d)| !d).map(|(k, _)| k).collect();
+        drop(seen);
+        drop(order);
         rejected.sort_unstable_by_key(|r| r.position);
-        Deduped { accepted, rejected }
+        Deduped { accepted: Accepted { records, rids, keep }, rejected }
     }
+}
+
+/// The accepted responses, in input order.
+pub struct Accepted {
+    records: Blocks<Stored>,
+    rids: Arena,
+    keep: Vec<u32>,
+}
+
+/// What scoring needs of an accepted response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptedResponse {
+    /// Index into the master.
+    pub institution: u32,
+    /// Index into the regions' districts.
+    pub district: u16,
+    /// Behaviour score numerators.
+    pub answers: [u8; BEHAVIOUR_COUNT],
+}
+
+impl Accepted {
+    /// Number of accepted responses.
+    pub fn len(&self) -> usize {
+        self.keep.len()
+    }
+
+    /// True when nothing was accepted.
+    pub fn is_empty(&self) -> bool {
+        self.keep.is_empty()
+    }
+
+    /// Institution of the `i`-th accepted response.
+    pub fn institution(&self, i: usize) -> u32 {
+        u32::from(self.records.get(self.keep[i] as usize).institution)
+    }
+
+    /// The `i`-th accepted response in input order.
+    pub fn get(&self, i: usize) -> AcceptedResponse {
+        let s = self.records.get(self.keep[i] as usize);
+        AcceptedResponse { institution: u32::from(s.institution), district: s.district, answers: unpack(&s.answers) }
+    }
+
+    /// Position and `response_id` of the `i`-th accepted response.
+    pub fn identity(&self, i: usize) -> (Position, String) {
+        let s = self.records.get(self.keep[i] as usize);
+        (position_of(s), String::from_utf8_lossy(self.rids.get(s.rid_offset, s.rid_len)).into_owned())
+    }
+
+    /// Builds a set directly (tests and tools): responses with their positions.
+    pub fn from_responses(items: &[(Position, Response)]) -> Accepted {
+        let mut d = Deduper::new();
+        let mut records = Blocks::new();
+        for (p, r) in items {
+            let stored = d.stored(split_key(r.respondent), *p, r);
+            records.push(stored);
+        }
+        let keep = (0..records.len() as u32).collect();
+        Accepted { records, rids: d.rids, keep }
+    }
+}
+
+/// Result of deduplication.
+pub struct Deduped {
+    /// Accepted responses, in input order.
+    pub accepted: Accepted,
+    /// Rejections, in input order.
+    pub rejected: Vec<DedupRejection>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::Instant;
 
     fn response(rid: &str, key: u128, secs: i64) -> Response {
         Response {
@@ -161,11 +438,11 @@ mod tests {
     fn run(records: &[(&str, u128, i64)]) -> (Vec<String>, Vec<(String, Reason, String)>) {
         let mut d = Deduper::new();
         for (i, (rid, key, secs)) in records.iter().enumerate() {
-            d.push(Position { file: 0, line: i as u64 + 2 }, response(rid, *key, *secs));
+            d.push(Position { file: 0, line: i as u64 + 2 }, &response(rid, *key, *secs));
         }
         let out = d.finish();
         (
-            out.accepted.iter().map(|k| k.response.response_id.to_string()).collect(),
+            (0..out.accepted.len()).map(|i| out.accepted.identity(i).1).collect(),
             out.rejected.iter().map(|r| (r.response_id.clone(), r.reason, r.detail.clone())).collect(),
         )
     }
@@ -189,13 +466,22 @@ mod tests {
     #[test]
     fn full_tie_keeps_first_in_input_order() {
         let mut d = Deduper::new();
-        d.push(Position { file: 0, line: 2 }, response("same", 1, 100));
-        d.push(Position { file: 1, line: 2 }, response("same", 1, 100));
+        d.push(Position { file: 0, line: 2 }, &response("same", 1, 100));
+        d.push(Position { file: 1, line: 2 }, &response("same", 1, 100));
         let out = d.finish();
         assert_eq!(out.accepted.len(), 1);
-        assert_eq!(out.accepted[0].position.file, 0);
+        assert_eq!(out.accepted.identity(0).0.file, 0);
         assert_eq!(out.rejected[0].position.file, 1);
         assert_eq!(out.rejected[0].reason, Reason::Superseded);
+    }
+
+    #[test]
+    fn full_tie_keeps_first_even_when_offered_late() {
+        let mut d = Deduper::new();
+        d.push(Position { file: 1, line: 2 }, &response("same", 1, 100));
+        d.push(Position { file: 0, line: 9 }, &response("same", 1, 100));
+        let out = d.finish();
+        assert_eq!(out.accepted.identity(0).0, Position { file: 0, line: 9 });
     }
 
     #[test]
@@ -220,5 +506,30 @@ mod tests {
     fn accepted_stay_in_input_order_when_winner_arrives_late() {
         let (acc, _) = run(&[("a1", 1, 100), ("b", 2, 100), ("a2", 1, 200)]);
         assert_eq!(acc, ["b", "a2"]);
+    }
+
+    #[test]
+    fn many_respondents_grow_the_table() {
+        let mut d = Deduper::new();
+        for i in 0..50_000u128 {
+            d.push(Position { file: 0, line: i as u64 }, &response(&format!("r{i}"), i * 7919, 1));
+        }
+        for i in 0..50_000u128 {
+            d.push(Position { file: 1, line: i as u64 }, &response(&format!("s{i}"), i * 7919, 2));
+        }
+        let out = d.finish();
+        assert_eq!(out.accepted.len(), 50_000);
+        assert_eq!(out.rejected.len(), 50_000);
+        assert!(out.rejected.iter().all(|r| r.position.file == 0 && r.reason == Reason::Superseded));
+    }
+
+    #[test]
+    fn answers_pack_and_unpack() {
+        let mut a = [0u8; 21];
+        for (i, v) in a.iter_mut().enumerate() {
+            *v = (i as u8 * 7) % 64;
+        }
+        assert_eq!(unpack(&pack(&a)), a);
+        assert_eq!(unpack(&pack(&[63; 21])), [63; 21]);
     }
 }

@@ -3,17 +3,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant as Clock;
 
 use chrono::{SecondsFormat, Utc};
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::dedupe::{DedupRejection, Deduper, Kept, Position};
+use crate::dedupe::{Accepted, DedupRejection, Deduper, Position};
 use crate::error::{Error, Result};
 use crate::estimate::{estimate_domains, estimate_institutions, Domains, InstitutionEstimate, Params, Previous};
-use crate::ingest::{self, InputFile, RawRecord, RecordReader};
+use crate::ingest::chunk::Chunk;
+use crate::ingest::{self, Format, InputFile, Layout, RawRecord, RecordReader};
 use crate::progress::Progress;
 use crate::publish::commit::{self, create_dirs, Entry, Transaction, WarehouseLock};
 use crate::publish::manifest::{InputReport, Manifest, Totals};
@@ -23,10 +24,7 @@ use crate::quarantine::{self, raw_text, QuarantineRecord};
 use crate::reference::{Master, Regions};
 use crate::score::{score, Scale};
 use crate::testhooks;
-use crate::validate::{validate, Context, Reason};
-
-/// Records validated together (in parallel) before they are handed to deduplication.
-const BATCH: usize = 16 * 1024;
+use crate::validate::{validate, Context, Reason, Response};
 
 /// The crate version written into files and manifests.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -86,7 +84,7 @@ struct FileTally {
 
 /// The result of reading and checking every input.
 struct Checked {
-    accepted: Vec<Kept>,
+    accepted: Accepted,
     quarantine: Vec<QuarantineRecord>,
     tallies: Vec<FileTally>,
 }
@@ -211,6 +209,51 @@ fn file_meta(cfg: &Config, opts: &RunOptions) -> FileMeta {
     }
 }
 
+/// Chunks validated together; the reading thread fills the next ones meanwhile.
+const GROUP: usize = 8;
+
+/// What the workers made of one chunk.
+#[derive(Default)]
+struct ChunkOutcome {
+    accepted: Vec<(u64, Response)>,
+    rejected: Vec<QuarantineRecord>,
+    records: u64,
+}
+
+fn process_chunk(
+    chunk: &Chunk,
+    format: Format,
+    delimiter: u8,
+    layout: &Layout,
+    ctx: &Context,
+    file: u32,
+    name: &Arc<str>,
+) -> ChunkOutcome {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<RawRecord> = std::cell::RefCell::new(RawRecord::default());
+    }
+    SCRATCH.with(|scratch| {
+        let mut rec = scratch.borrow_mut();
+        let mut out = ChunkOutcome { records: chunk.spans.len() as u64, ..ChunkOutcome::default() };
+        for i in 0..chunk.spans.len() {
+            chunk.record_into(i, format, delimiter, &mut rec);
+            match validate(&rec, layout, ctx) {
+                Ok(response) => out.accepted.push((rec.line, response)),
+                Err(rejection) => out.rejected.push(QuarantineRecord {
+                    file,
+                    source_file: Arc::clone(name),
+                    line_number: rec.line,
+                    response_id: rejection.response_id,
+                    reason: rejection.reason,
+                    detail: rejection.detail,
+                    raw: raw_text(&rec.raw),
+                }),
+            }
+        }
+        out
+    })
+}
+
 fn read_and_check(
     cfg: &Config,
     master: &Master,
@@ -218,55 +261,80 @@ fn read_and_check(
     files: &[InputFile],
     progress: &mut Progress,
 ) -> Result<Checked> {
+    if files.len() > usize::from(u16::MAX) {
+        return Err(Error::Usage(format!("{} input files: at most {} per run", files.len(), u16::MAX)));
+    }
     let ctx = Context::new(cfg.year, master, regions, &cfg.survey);
-    let mut deduper = Deduper::new();
+    let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    // Roughly 150 bytes a CSV record; the table grows if there are more.
+    let mut deduper = Deduper::with_capacity((total_bytes / 150) as usize);
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut tallies = Vec::with_capacity(files.len());
-    let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
     let mut done_bytes = 0u64;
     progress.phase("reading", total_bytes, true);
-    let mut batch: Vec<RawRecord> = (0..BATCH).map(|_| RawRecord::default()).collect();
     for (index, file) in files.iter().enumerate() {
-        let mut reader = RecordReader::open(file, cfg.survey.instrument)?;
+        let (mut chunks, layout, fingerprint) = RecordReader::open(file, cfg.survey.instrument)?.into_chunks();
+        let delimiter = chunks.delimiter();
         let name: Arc<str> = Arc::from(file.rel_path.as_str());
         let mut tally = FileTally { records_read: 0, by_reason: BTreeMap::new(), sha256: String::new(), bytes: 0 };
-        loop {
-            let mut filled = 0;
-            while filled < BATCH && reader.next_record(&mut batch[filled])? {
-                filled += 1;
-            }
-            if filled == 0 {
-                break;
-            }
-            let layout = &reader.layout;
-            let outcomes: Vec<_> = batch[..filled].par_iter().map(|rec| validate(rec, layout, &ctx)).collect();
-            for (rec, outcome) in batch[..filled].iter().zip(outcomes) {
-                tally.records_read += 1;
-                match outcome {
-                    Ok(response) => deduper.push(Position { file: index as u32, line: rec.line }, response),
-                    Err(rejection) => {
-                        *tally.by_reason.entry(rejection.reason).or_default() += 1;
-                        quarantine.push(QuarantineRecord {
-                            file: index as u32,
-                            source_file: Arc::clone(&name),
-                            line_number: rec.line,
-                            response_id: rejection.response_id,
-                            reason: rejection.reason,
-                            detail: rejection.detail,
-                            raw: raw_text(&rec.raw),
-                        });
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = mpsc::sync_channel::<std::io::Result<Chunk>>(GROUP);
+            let (recycle, recycled) = mpsc::channel::<Chunk>();
+            scope.spawn(move || loop {
+                let mut chunk = recycled.try_recv().unwrap_or_default();
+                match chunks.next_chunk(&mut chunk) {
+                    Ok(true) => {
+                        if tx.send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(false) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
                     }
                 }
+            });
+            let mut group: Vec<Chunk> = Vec::with_capacity(GROUP);
+            let mut finished = false;
+            while !finished {
+                while group.len() < GROUP {
+                    match rx.recv() {
+                        Ok(Ok(chunk)) => group.push(chunk),
+                        Ok(Err(e)) => return Err(ingest::read_error(&file.path, file.gzip, e)),
+                        Err(_) => {
+                            finished = true;
+                            break;
+                        }
+                    }
+                }
+                let outcomes: Vec<ChunkOutcome> = group
+                    .par_iter()
+                    .map(|c| process_chunk(c, file.format, delimiter, &layout, &ctx, index as u32, &name))
+                    .collect();
+                for outcome in outcomes {
+                    tally.records_read += outcome.records;
+                    for (line, response) in &outcome.accepted {
+                        if *line > u64::from(u32::MAX) {
+                            return Err(Error::Usage(format!("{}: more than {} lines", file.path.display(), u32::MAX)));
+                        }
+                        deduper.push(Position { file: index as u32, line: *line }, response);
+                    }
+                    for rejection in outcome.rejected {
+                        *tally.by_reason.entry(rejection.reason).or_default() += 1;
+                        quarantine.push(rejection);
+                    }
+                }
+                for chunk in group.drain(..) {
+                    let _ = recycle.send(chunk);
+                }
+                testhooks::point("after-batch");
+                let read_so_far = fingerprint.lock().map(|f| f.bytes).unwrap_or(0);
+                progress.set(done_bytes + read_so_far);
             }
-            testhooks::point("after-batch");
-            let read_so_far = reader.fingerprint.lock().map(|f| f.bytes).unwrap_or(0);
-            progress.set(done_bytes + read_so_far);
-            if filled < BATCH {
-                break;
-            }
-        }
-        let (bytes, sha256) = reader
-            .fingerprint
+            Ok(())
+        })?;
+        let (bytes, sha256) = fingerprint
             .lock()
             .map(|f| (f.bytes, f.sha256()))
             .map_err(|_| Error::Usage("internal: fingerprint lock poisoned".into()))?;
@@ -319,18 +387,19 @@ fn recollect_raw(
     for (file_index, mut lines) in wanted {
         lines.sort_unstable();
         let file = &files[file_index as usize];
-        let mut reader = RecordReader::open(file, cfg.survey.instrument)?;
-        let mut rec = RawRecord::default();
+        let (mut chunks, _, fingerprint) = RecordReader::open(file, cfg.survey.instrument)?.into_chunks();
+        let mut chunk = Chunk::default();
         let mut next = 0;
-        while next < lines.len() && reader.next_record(&mut rec)? {
-            if rec.line == lines[next] {
-                found.insert(Position { file: file_index, line: rec.line }, raw_text(&rec.raw));
-                next += 1;
+        // Boundaries only: no field is split, so this pass runs at memchr speed.
+        while chunks.next_chunk(&mut chunk).map_err(|e| ingest::read_error(&file.path, file.gzip, e))? {
+            for (i, span) in chunk.spans.iter().enumerate() {
+                if next < lines.len() && span.line == lines[next] {
+                    found.insert(Position { file: file_index, line: span.line }, raw_text(chunk.raw(i)));
+                    next += 1;
+                }
             }
         }
-        // Drain the rest so the digest covers the whole file.
-        while reader.next_record(&mut rec)? {}
-        let sha = reader.fingerprint.lock().map(|f| f.sha256()).unwrap_or_default();
+        let sha = fingerprint.lock().map(|f| f.sha256()).unwrap_or_default();
         if sha != tallies[file_index as usize].sha256 || next < lines.len() {
             return Err(Error::InputChanged {
                 path: file.path.clone(),

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::catalogue::{BEHAVIOUR_COUNT, VALUE_COUNT};
 use crate::config::Instrument;
-use crate::dedupe::Kept;
+use crate::dedupe::Accepted;
 use crate::validate::value_numerators;
 
 /// The denominators that turn numerators into scores in [0, 1].
@@ -107,40 +107,39 @@ pub struct InstitutionSums {
 
 /// Sums every institution's respondents, institutions in parallel.
 /// Returns one entry per institution of the master (empty for institutions without respondents).
-pub fn score(accepted: &[Kept], institutions: usize, instrument: Instrument) -> Vec<InstitutionSums> {
+pub fn score(accepted: &Accepted, institutions: usize, instrument: Instrument) -> Vec<InstitutionSums> {
     // Bucket respondents by institution (a counting sort keeps this linear).
     let mut counts = vec![0usize; institutions + 1];
-    for k in accepted {
-        counts[k.response.institution as usize + 1] += 1;
+    for i in 0..accepted.len() {
+        counts[accepted.institution(i) as usize + 1] += 1;
     }
     for i in 1..counts.len() {
         counts[i] += counts[i - 1];
     }
     let mut order = vec![0u32; accepted.len()];
     let mut next = counts.clone();
-    for (i, k) in accepted.iter().enumerate() {
-        let slot = &mut next[k.response.institution as usize];
+    for i in 0..accepted.len() {
+        let slot = &mut next[accepted.institution(i) as usize];
         order[*slot] = i as u32;
         *slot += 1;
     }
     (0..institutions)
         .into_par_iter()
         .map(|h| {
-            let members = &order[counts[h]..counts[h + 1]];
-            let mut by_district: Vec<(u16, &Kept)> =
-                members.iter().map(|&i| (accepted[i as usize].response.district, &accepted[i as usize])).collect();
-            by_district.sort_unstable_by_key(|(d, _)| *d);
+            let mut members: Vec<_> =
+                order[counts[h]..counts[h + 1]].iter().map(|&i| accepted.get(i as usize)).collect();
+            members.sort_unstable_by_key(|r| r.district);
             let mut out = InstitutionSums::default();
-            for (district, k) in by_district {
+            for r in members {
                 match out.cells.last_mut() {
-                    Some((d, sums)) if *d == district => sums.add(&k.response.answers, instrument),
+                    Some((d, sums)) if *d == r.district => sums.add(&r.answers, instrument),
                     _ => {
                         let mut sums = Sums::default();
-                        sums.add(&k.response.answers, instrument);
-                        out.cells.push((district, sums));
+                        sums.add(&r.answers, instrument);
+                        out.cells.push((r.district, sums));
                     }
                 }
-                out.total.add(&k.response.answers, instrument);
+                out.total.add(&r.answers, instrument);
             }
             out
         })
@@ -153,28 +152,26 @@ mod tests {
     use crate::dedupe::Position;
     use crate::validate::{Instant, Response};
 
-    fn kept(institution: u32, district: u16, picks: &[usize]) -> Kept {
+    fn kept(institution: u32, district: u16, picks: &[usize]) -> (Position, Response) {
         let mut answers = [0u8; 21];
         for p in picks {
             answers[*p] = 1;
         }
-        Kept {
-            position: Position { file: 0, line: 0 },
-            response: Response {
-                response_id: "r".into(),
-                respondent: 0,
-                submitted_at: Instant { secs: 0, nanos: 0 },
-                institution,
-                district,
-                answers,
-            },
-        }
+        let response = Response {
+            response_id: "r".into(),
+            respondent: 0,
+            submitted_at: Instant { secs: 0, nanos: 0 },
+            institution,
+            district,
+            answers,
+        };
+        (Position { file: 0, line: 0 }, response)
     }
 
     #[test]
     fn votes_numerators_per_cell() {
         // BP1+BP2 count once for bp; AD3 for ad.
-        let acc = vec![kept(1, 5, &[0, 1, 17]), kept(1, 3, &[3]), kept(1, 5, &[])];
+        let acc = Accepted::from_responses(&[kept(1, 5, &[0, 1, 17]), kept(1, 3, &[3]), kept(1, 5, &[])]);
         let sums = score(&acc, 3, Instrument::Votes);
         assert_eq!(sums[0], InstitutionSums::default());
         let s = &sums[1];
@@ -212,7 +209,8 @@ mod tests {
 
     #[test]
     fn result_does_not_depend_on_threads() {
-        let acc: Vec<Kept> = (0..500).map(|i| kept(i % 7, (i % 13) as u16, &[(i % 21) as usize])).collect();
+        let items: Vec<_> = (0..500).map(|i| kept(i % 7, (i % 13) as u16, &[(i % 21) as usize])).collect();
+        let acc = Accepted::from_responses(&items);
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()

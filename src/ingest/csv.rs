@@ -61,12 +61,64 @@ impl CsvRecord {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
+/// Where the splitter is within a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteState {
+    /// At the start of a field.
     FieldStart,
+    /// Inside an unquoted field.
     Unquoted,
+    /// Inside a quoted field.
     Quoted,
+    /// Just after a quote inside a quoted field (closing, or the first of a doubled quote).
     QuoteInQuoted,
+}
+
+use QuoteState as State;
+
+/// Runs the quote state machine over `bytes` without keeping fields: enough to find where a
+/// record ends (it ends at a line end where the state is not `Quoted`).
+pub fn scan_quotes(mut state: QuoteState, bytes: &[u8], delimiter: u8) -> QuoteState {
+    for &b in bytes {
+        state = match state {
+            State::FieldStart | State::Unquoted if b == delimiter => State::FieldStart,
+            State::FieldStart if b == b'"' => State::Quoted,
+            State::FieldStart | State::Unquoted => State::Unquoted,
+            State::Quoted if b == b'"' => State::QuoteInQuoted,
+            State::Quoted => State::Quoted,
+            State::QuoteInQuoted if b == b'"' => State::Quoted,
+            State::QuoteInQuoted if b == delimiter => State::FieldStart,
+            State::QuoteInQuoted => State::Unquoted,
+        };
+    }
+    state
+}
+
+/// Splits one record's raw bytes (without its final terminator) into `rec`: raw, fields and
+/// fault, exactly as [`CsvSplitter::read_record`] does.
+pub fn split_record(raw: &[u8], delimiter: u8, rec: &mut CsvRecord) {
+    rec.clear();
+    rec.raw.extend_from_slice(raw);
+    if memchr::memchr(b'"', raw).is_none() {
+        // Fast path: no quoting, fields are the bytes between delimiters.
+        let mut start = 0;
+        for at in memchr::memchr_iter(delimiter, raw) {
+            rec.values.extend_from_slice(&raw[start..at]);
+            rec.ends.push(rec.values.len() as u32);
+            start = at + 1;
+        }
+        rec.values.extend_from_slice(&raw[start..]);
+        rec.ends.push(rec.values.len() as u32);
+        return;
+    }
+    let mut state = State::FieldStart;
+    for &b in raw {
+        state = step(state, b, delimiter, rec);
+    }
+    if state == State::Quoted {
+        rec.fault = Some("quoted field not closed before end of file");
+    }
+    rec.ends.push(rec.values.len() as u32);
 }
 
 /// Splits a byte stream into CSV records.
@@ -108,6 +160,11 @@ impl<R: BufRead> CsvSplitter<R> {
     /// The detected delimiter.
     pub fn delimiter(&self) -> u8 {
         self.delimiter
+    }
+
+    /// The stream, positioned after the last record read, and the physical lines consumed.
+    pub fn into_parts(self) -> (R, u64) {
+        (self.input, self.lines_read)
     }
 
     fn next_line(&mut self) -> io::Result<bool> {
@@ -214,7 +271,8 @@ fn step(state: State, b: u8, delimiter: u8, rec: &mut CsvRecord) -> State {
     }
 }
 
-fn terminator_len(line: &[u8]) -> usize {
+/// Length of the line terminator (`\r\n`, `\n` or none) at the end of `line`.
+pub fn terminator_len(line: &[u8]) -> usize {
     if line.ends_with(b"\r\n") {
         2
     } else if line.ends_with(b"\n") {

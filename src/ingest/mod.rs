@@ -4,6 +4,7 @@
 //! **Invariant:** no file is ever read whole into memory; readers hold one record at a time
 //! (plus a batch of raw records while they are validated).
 
+pub mod chunk;
 pub mod csv;
 pub mod fields;
 
@@ -170,7 +171,8 @@ impl Read for HashingReader {
     }
 }
 
-type Stream = Box<dyn BufRead + Send>;
+/// A file's byte stream (decompressed, hashed while read).
+pub type Stream = Box<dyn BufRead + Send>;
 
 /// A file opened for reading records.
 pub struct RecordReader {
@@ -217,6 +219,19 @@ impl RecordReader {
         Ok(RecordReader { kind, layout, fingerprint, path: file.path.clone(), gzip: file.gzip })
     }
 
+    /// Turns the reader (header already read) into a chunk reader for parallel parsing.
+    pub fn into_chunks(self) -> (chunk::ChunkReader<Stream>, Layout, Arc<Mutex<Fingerprint>>) {
+        let reader = match self.kind {
+            ReaderKind::Csv(splitter) => {
+                let delimiter = splitter.delimiter();
+                let (input, lines) = splitter.into_parts();
+                chunk::ChunkReader::new(input, Format::Csv, delimiter, lines)
+            }
+            ReaderKind::Jsonl { input, lines } => chunk::ChunkReader::new(input, Format::Jsonl, b',', lines),
+        };
+        (reader, self.layout, self.fingerprint)
+    }
+
     /// Reads the next record into `rec`; `false` at end of file.
     pub fn next_record(&mut self, rec: &mut RawRecord) -> Result<bool> {
         let result = match &mut self.kind {
@@ -227,7 +242,8 @@ impl RecordReader {
     }
 }
 
-fn read_error(path: &Path, gzip: bool, e: io::Error) -> Error {
+/// The error for a failed read of `path`.
+pub fn read_error(path: &Path, gzip: bool, e: io::Error) -> Error {
     let action = if gzip { "reading (gzip stream)" } else { "reading" };
     Error::io(path, action, e)
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::*;
 use crate::config::Instrument;
-use crate::dedupe::{Kept, Position};
+use crate::dedupe::{Accepted, Position};
 use crate::estimate::{estimate_institutions, YearOnYear};
 use crate::score::score;
 use crate::validate::{Instant, Response};
@@ -34,8 +34,8 @@ fn world(master_rows: &str) -> World {
 /// A respondent: institution code, work district, overall numerator k (s = k/7).
 type Person = (&'static str, &'static str, u32);
 
-fn kept(w: &World, people: &[Person]) -> Vec<Kept> {
-    people
+fn kept(w: &World, people: &[Person]) -> Accepted {
+    let items: Vec<(Position, Response)> = people
         .iter()
         .enumerate()
         .map(|(i, (inst, district, k))| {
@@ -43,9 +43,9 @@ fn kept(w: &World, people: &[Person]) -> Vec<Kept> {
             for v in 0..*k as usize {
                 answers[3 * v + (i % 3)] = 1;
             }
-            Kept {
-                position: Position { file: 0, line: i as u64 },
-                response: Response {
+            (
+                Position { file: 0, line: i as u64 },
+                Response {
                     response_id: format!("r{i}").into(),
                     respondent: i as u128,
                     submitted_at: Instant { secs: 0, nanos: 0 },
@@ -53,9 +53,10 @@ fn kept(w: &World, people: &[Person]) -> Vec<Kept> {
                     district: w.regions.district_index_of(district).unwrap(),
                     answers,
                 },
-            }
+            )
         })
-        .collect()
+        .collect();
+    Accepted::from_responses(&items)
 }
 
 fn run(w: &World, people: &[Person], params: &Params) -> (Vec<InstitutionEstimate>, Domains) {

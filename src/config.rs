@@ -14,6 +14,12 @@ use sha2::{Digest, Sha256};
 use crate::catalogue::BEHAVIOUR_CODES;
 use crate::error::{Error, Result};
 
+/// Most distractor codes a catalogue may have (picks are tracked in a 256-bit set).
+pub const MAX_DISTRACTORS: usize = 256 - 21;
+
+/// Widest likert scale: answers are stored in 6 bits (`crate::dedupe::ANSWER_BITS`).
+pub const MAX_LIKERT_RANGE: i64 = 63;
+
 /// Path of the configuration used when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/berakhlak.toml";
 
@@ -291,6 +297,9 @@ impl Config {
                 return Err(bad(&key, format!("{code} is listed twice")));
             }
             distractors.push(code);
+        }
+        if distractors.len() > MAX_DISTRACTORS {
+            return Err(bad("survey.distractors", format!("{} codes, at most {MAX_DISTRACTORS}", distractors.len())));
         }
         let catalogue_size = BEHAVIOUR_CODES.len() + distractors.len();
         if s.max_picks == 0 || s.max_picks as usize > catalogue_size {

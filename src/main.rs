@@ -83,6 +83,7 @@ fn recover(args: &RecoverArgs) -> Result<()> {
     }
     let _lock = WarehouseLock::acquire(warehouse, &format!("pid {} (recover)", std::process::id()))?;
     let done = commit::recover(warehouse)?;
+    commit::sweep_staging(&config.paths.quarantine);
     for run in &done.rolled_forward {
         println!("completed the interrupted publish of run {run}");
     }

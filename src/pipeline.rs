@@ -109,6 +109,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
         let holder = format!("pid {} started {} run_id {}", std::process::id(), started, opts.run_id);
         let lock = WarehouseLock::acquire(warehouse, &holder)?;
         let recovered = commit::recover(warehouse)?;
+        // A quarantine staging directory left by a run that died after its journal was gone.
+        commit::sweep_staging(&cfg.paths.quarantine);
         for run in &recovered.rolled_forward {
             progress.log(&format!("recovery: completed the interrupted publish of run {run}"));
         }

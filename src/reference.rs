@@ -4,6 +4,8 @@
 //! (exit 2), with an error naming file, line and problem.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -186,7 +188,7 @@ pub struct Institution {
 pub struct Master {
     /// Institutions sorted bytewise by code; their position is their index everywhere else.
     pub institutions: Vec<Institution>,
-    by_code: HashMap<String, u32>,
+    by_code: FxHashMap<String, u32>,
 }
 
 impl Master {
@@ -260,6 +262,13 @@ impl Master {
                 province_code,
                 district_code,
                 headcount,
+            });
+        }
+        if institutions.len() > usize::from(u16::MAX) {
+            return Err(Error::Reference {
+                path: path.into(),
+                line: 0,
+                problem: format!("{} institutions: at most {} are supported", institutions.len(), u16::MAX),
             });
         }
         institutions.sort_by(|a, b| a.code.as_bytes().cmp(b.code.as_bytes()));

@@ -8,6 +8,7 @@
 //! and the estimators divide once at the end, in binary64.
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use crate::catalogue::{BEHAVIOUR_COUNT, VALUE_COUNT};
 use crate::config::Instrument;
@@ -105,45 +106,37 @@ pub struct InstitutionSums {
     pub cells: Vec<(u16, Sums)>,
 }
 
-/// Sums every institution's respondents, institutions in parallel.
+/// Sums every institution's respondents per work district. Respondents are scored in
+/// parallel (rayon splits the input into ranges, each summed into its own cell map); the
+/// integer sums then merge per institution, exactly and in any order.
 /// Returns one entry per institution of the master (empty for institutions without respondents).
 pub fn score(accepted: &Accepted, institutions: usize, instrument: Instrument) -> Vec<InstitutionSums> {
-    // Bucket respondents by institution (a counting sort keeps this linear).
-    let mut counts = vec![0usize; institutions + 1];
-    for i in 0..accepted.len() {
-        counts[accepted.institution(i) as usize + 1] += 1;
-    }
-    for i in 1..counts.len() {
-        counts[i] += counts[i - 1];
-    }
-    let mut order = vec![0u32; accepted.len()];
-    let mut next = counts.clone();
-    for i in 0..accepted.len() {
-        let slot = &mut next[accepted.institution(i) as usize];
-        order[*slot] = i as u32;
-        *slot += 1;
-    }
-    (0..institutions)
+    // A few ranges per thread: each holds a cell map, so their number bounds the memory.
+    let min_len = (accepted.len() / (4 * rayon::current_num_threads())).max(4096);
+    let cells: FxHashMap<u32, Sums> = (0..accepted.len())
         .into_par_iter()
-        .map(|h| {
-            let mut members: Vec<_> =
-                order[counts[h]..counts[h + 1]].iter().map(|&i| accepted.get(i as usize)).collect();
-            members.sort_unstable_by_key(|r| r.district);
-            let mut out = InstitutionSums::default();
-            for r in members {
-                match out.cells.last_mut() {
-                    Some((d, sums)) if *d == r.district => sums.add(&r.answers, instrument),
-                    _ => {
-                        let mut sums = Sums::default();
-                        sums.add(&r.answers, instrument);
-                        out.cells.push((r.district, sums));
-                    }
-                }
-                out.total.add(&r.answers, instrument);
-            }
-            out
+        .with_min_len(min_len)
+        .fold(FxHashMap::default, |mut cells: FxHashMap<u32, Sums>, i| {
+            let r = accepted.get(i);
+            cells.entry((r.institution << 16) | u32::from(r.district)).or_default().add(&r.answers, instrument);
+            cells
         })
-        .collect()
+        .reduce(FxHashMap::default, |mut a, b| {
+            for (key, sums) in b {
+                a.entry(key).or_default().merge(&sums);
+            }
+            a
+        });
+    let mut out = vec![InstitutionSums::default(); institutions];
+    let mut keys: Vec<u32> = cells.keys().copied().collect();
+    keys.sort_unstable();
+    for key in keys {
+        let sums = cells[&key];
+        let inst = &mut out[(key >> 16) as usize];
+        inst.cells.push(((key & 0xffff) as u16, sums));
+        inst.total.merge(&sums);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! in the spec's order of precedence, so a record with several faults gets the first reason
 //! that applies, and within one reason the first field in the spec's field order.
 
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveTime};
 use serde_json::Value;
@@ -128,18 +128,21 @@ pub struct Context<'a> {
     master: &'a Master,
     regions: &'a Regions,
     rules: &'a SurveyRules,
-    /// Votes catalogue: code → behaviour index, `None` for a distractor.
-    catalogue: HashMap<String, Option<usize>>,
+    /// Votes catalogue: upper-case code → index (behaviours 0..21 in catalogue order, then
+    /// the distractors).
+    catalogue: FxHashMap<Vec<u8>, u8>,
 }
 
 impl<'a> Context<'a> {
     /// Builds the lookups for one run.
     pub fn new(year: i32, master: &'a Master, regions: &'a Regions, rules: &'a SurveyRules) -> Self {
-        let mut catalogue: HashMap<String, Option<usize>> =
-            BEHAVIOUR_CODES.iter().enumerate().map(|(i, c)| (c.to_string(), Some(i))).collect();
-        for d in &rules.distractors {
-            catalogue.insert(d.clone(), None);
-        }
+        let catalogue = BEHAVIOUR_CODES
+            .iter()
+            .map(|c| c.as_bytes().to_vec())
+            .chain(rules.distractors.iter().map(|d| d.as_bytes().to_vec()))
+            .enumerate()
+            .map(|(i, code)| (code, i as u8))
+            .collect();
         Context { year, master, regions, rules, catalogue }
     }
 }
@@ -156,7 +159,7 @@ enum FieldValue<'r> {
     List(Vec<Option<String>>),
 }
 
-type Fields<'r> = Vec<FieldValue<'r>>;
+type Fields<'r> = [FieldValue<'r>; FIELD_COUNT];
 
 fn reject(reason: Reason, detail: impl Into<String>, response_id: Option<String>) -> Rejection {
     Rejection { reason, detail: detail.into(), response_id }
@@ -203,18 +206,19 @@ pub fn validate(rec: &RawRecord, layout: &Layout, ctx: &Context) -> Result<Respo
 }
 
 fn csv_fields<'r>(rec: &'r RawRecord, columns: &[Option<usize>; FIELD_COUNT]) -> Fields<'r> {
-    columns
-        .iter()
-        .map(|col| match col {
-            None => FieldValue::Absent,
-            Some(i) => {
-                // The whole record was checked as UTF-8 above, so this cannot fail; a lossy
-                // conversion keeps the function total anyway.
-                let text = String::from_utf8_lossy(rec.field(*i));
-                text_value(text)
+    // The raw record was checked as UTF-8, and fields are its bytes less ASCII quotes and
+    // delimiters, so the values are UTF-8 and every field end is a character boundary.
+    let values = std::str::from_utf8(&rec.values).unwrap_or("");
+    std::array::from_fn(|slot| match columns[slot] {
+        None => FieldValue::Absent,
+        Some(i) => {
+            let start = if i == 0 { 0 } else { rec.ends[i - 1] as usize };
+            match values.get(start..rec.ends[i] as usize) {
+                Some(text) => text_value(Cow::Borrowed(text)),
+                None => text_value(String::from_utf8_lossy(rec.field(i))),
             }
-        })
-        .collect()
+        }
+    })
 }
 
 fn text_value(text: Cow<'_, str>) -> FieldValue<'_> {
@@ -243,7 +247,7 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 fn json_fields(map: &serde_json::Map<String, Value>) -> Fields<'_> {
-    let mut fields = vec![FieldValue::Absent; FIELD_COUNT];
+    let mut fields: Fields<'_> = std::array::from_fn(|_| FieldValue::Absent);
     let mut set = [false; FIELD_COUNT];
     for (key, value) in map {
         let Some(slot) = fields::slot_of(key) else { continue };
@@ -267,16 +271,16 @@ fn json_fields(map: &serde_json::Map<String, Value>) -> Fields<'_> {
 
 fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
     let rules = ctx.rules;
-    let response_id = match &fields[RESPONSE_ID] {
+    // Only a rejection needs the response_id as an owned string.
+    let rid = || match &fields[RESPONSE_ID] {
         FieldValue::Text(t) => Some(t.to_string()),
         _ => None,
     };
-    let rid = || response_id.clone();
     let invalid =
         |slot: usize, why: String| reject(Reason::InvalidValue, format!("{}: {why}", fields::name(slot)), rid());
 
     // missing_field
-    for slot in fields::required(rules.instrument) {
+    for &slot in fields::required(rules.instrument) {
         if matches!(fields[slot], FieldValue::Absent) {
             return Err(reject(Reason::MissingField, format!("{} is empty or absent", fields::name(slot)), rid()));
         }
@@ -373,7 +377,11 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
     if year != i64::from(ctx.year) {
         return Err(reject(Reason::YearMismatch, format!("survey_year {year}, run year {}", ctx.year), rid()));
     }
-    let institution_code = institution_text.to_uppercase();
+    let mut upper = [0u8; 64];
+    let institution_code: Cow<str> = match ascii_upper(institution_text, &mut upper) {
+        Some(code) => Cow::Borrowed(code),
+        None => Cow::Owned(institution_text.to_uppercase()),
+    };
     let institution = ctx.master.index_of(&institution_code).ok_or_else(|| {
         reject(
             Reason::UnknownInstitution,
@@ -407,20 +415,26 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
                 rid(),
             ));
         }
-        let mut seen: Vec<String> = Vec::with_capacity(picks.len());
+        let mut seen = [0u64; 4];
         for pick in &picks {
-            let code = pick.trim().to_uppercase();
-            let Some(entry) = ctx.catalogue.get(&code) else {
+            let token = pick.trim();
+            let mut buffer = [0u8; 64];
+            let code: Cow<str> = match ascii_upper(token, &mut buffer) {
+                Some(code) => Cow::Borrowed(code),
+                None => Cow::Owned(token.to_uppercase()),
+            };
+            let Some(&index) = ctx.catalogue.get(code.as_bytes()) else {
                 let shown = if code.is_empty() { "an empty code".to_string() } else { format!("unknown code {code}") };
                 return Err(reject(Reason::InvalidPicks, format!("current_culture: {shown}"), rid()));
             };
-            if seen.contains(&code) {
+            let (word, bit) = (usize::from(index / 64), index % 64);
+            if seen[word] & (1 << bit) != 0 {
                 return Err(reject(Reason::InvalidPicks, format!("current_culture: {code} picked twice"), rid()));
             }
-            if let Some(b) = entry {
-                answers[*b] = 1;
+            seen[word] |= 1 << bit;
+            if usize::from(index) < BEHAVIOUR_COUNT {
+                answers[usize::from(index)] = 1;
             }
-            seen.push(code);
         }
     }
 
@@ -448,6 +462,19 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
         district,
         answers,
     })
+}
+
+/// Upper-cases ASCII `text` into `buffer`; `None` when it is not ASCII or too long (the caller
+/// then falls back to the allocating Unicode upper-casing).
+fn ascii_upper<'b>(text: &str, buffer: &'b mut [u8; 64]) -> Option<&'b str> {
+    let bytes = text.as_bytes();
+    if bytes.len() > buffer.len() || !bytes.is_ascii() {
+        return None;
+    }
+    let out = &mut buffer[..bytes.len()];
+    out.copy_from_slice(bytes);
+    out.make_ascii_uppercase();
+    std::str::from_utf8(out).ok()
 }
 
 /// Parses RFC 3339 (`T`, `t` or space between date and time; `Z` or `±HH:MM`; optional

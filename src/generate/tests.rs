@@ -95,7 +95,7 @@ fn parse_millis(text: &str) -> Option<i64> {
 fn judge(v: &Values, year: i32, likert: bool, master: &Master, regions: &Regions) -> Result<Candidate, &'static str> {
     let get = |slot: usize| v.slots[slot].as_deref().map(str::trim).unwrap_or("");
     let instrument = if likert { crate::config::Instrument::Likert } else { crate::config::Instrument::Votes };
-    for slot in fields::required(instrument) {
+    for &slot in fields::required(instrument) {
         let present =
             if slot == fields::CURRENT_CULTURE && v.culture_array.is_some() { true } else { !get(slot).is_empty() };
         if !present {

@@ -57,14 +57,30 @@ pub fn slot_of(name: &str) -> Option<usize> {
     BEHAVIOUR_CODES.iter().position(|c| c.eq_ignore_ascii_case(name)).map(|b| LIKERT_FIRST + b)
 }
 
-/// Slots a record must carry under `instrument`, in the precedence order of checks.
-pub fn required(instrument: Instrument) -> Vec<usize> {
-    let mut slots = vec![RESPONSE_ID, RESPONDENT_KEY, SUBMITTED_AT, SURVEY_YEAR, INSTITUTION_CODE, WORK_DISTRICT_CODE];
-    match instrument {
-        Instrument::Votes => slots.push(CURRENT_CULTURE),
-        Instrument::Likert => slots.extend(LIKERT_FIRST..FIELD_COUNT),
+const REQUIRED_VOTES: [usize; 7] =
+    [RESPONSE_ID, RESPONDENT_KEY, SUBMITTED_AT, SURVEY_YEAR, INSTITUTION_CODE, WORK_DISTRICT_CODE, CURRENT_CULTURE];
+
+const REQUIRED_LIKERT: [usize; 6 + BEHAVIOUR_COUNT] = {
+    let mut slots = [0; 6 + BEHAVIOUR_COUNT];
+    let head = [RESPONSE_ID, RESPONDENT_KEY, SUBMITTED_AT, SURVEY_YEAR, INSTITUTION_CODE, WORK_DISTRICT_CODE];
+    let mut i = 0;
+    while i < 6 {
+        slots[i] = head[i];
+        i += 1;
+    }
+    while i < 6 + BEHAVIOUR_COUNT {
+        slots[i] = LIKERT_FIRST + i - 6;
+        i += 1;
     }
     slots
+};
+
+/// Slots a record must carry under `instrument`, in the precedence order of checks.
+pub fn required(instrument: Instrument) -> &'static [usize] {
+    match instrument {
+        Instrument::Votes => &REQUIRED_VOTES,
+        Instrument::Likert => &REQUIRED_LIKERT,
+    }
 }
 
 #[cfg(test)]

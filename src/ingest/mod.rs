@@ -292,7 +292,7 @@ fn csv_layout(path: &Path, header: &RawRecord, instrument: Instrument) -> Result
             columns[slot].get_or_insert(i);
         }
     }
-    for slot in fields::required(instrument) {
+    for &slot in fields::required(instrument) {
         if columns[slot].is_none() {
             return Err(Error::MissingColumn {
                 path: path.to_path_buf(),

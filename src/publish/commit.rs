@@ -193,19 +193,35 @@ fn roll_forward(dir: &Path, journal: &Journal) -> Result<()> {
             }
         }
     }
-    // The journal goes first: once it is gone, what is left is garbage, never half a swap.
+    // Staging directories outside this one go while the journal still names them (a crash
+    // here repeats the idempotent roll forward); then the journal, then this directory.
+    remove_extra(journal);
     let journal_path = dir.join(JOURNAL);
     fs::remove_file(&journal_path).map_err(|e| Error::io(&journal_path, "removing journal", e))?;
     sync_dir(dir)?;
-    cleanup(dir, journal);
+    let _ = fs::remove_dir_all(dir);
     Ok(())
 }
 
-fn cleanup(dir: &Path, journal: &Journal) {
+fn remove_extra(journal: &Journal) {
     for extra in &journal.extra_staging {
         let _ = fs::remove_dir_all(extra);
     }
+}
+
+fn cleanup(dir: &Path, journal: &Journal) {
+    remove_extra(journal);
     let _ = fs::remove_dir_all(dir);
+}
+
+/// Removes every run directory under `root/_staging` (for a root outside the warehouse, such
+/// as the quarantine). Only safe with the warehouse lock held and after [`recover`].
+pub fn sweep_staging(root: &Path) {
+    if let Ok(entries) = fs::read_dir(root.join(STAGING_DIR)) {
+        for entry in entries.flatten() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn swap_in(entry: &Entry, run_id: &str) -> Result<()> {

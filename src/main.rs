@@ -88,9 +88,12 @@ fn recover(args: &RecoverArgs) -> Result<()> {
         println!("completed the interrupted publish of run {run}");
     }
     for run in &done.rolled_back {
-        println!("discarded the unfinished staging of run {run}");
+        println!("discarded the unfinished staging of run {run} (it had published nothing)");
     }
-    if done.rolled_forward.is_empty() && done.rolled_back.is_empty() {
+    for run in &done.cleaned {
+        println!("removed leftover staging of run {run} (nothing live was touched)");
+    }
+    if done.rolled_forward.is_empty() && done.rolled_back.is_empty() && done.cleaned.is_empty() {
         println!("nothing to recover in {}", warehouse.display());
     }
     Ok(())

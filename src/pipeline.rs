@@ -106,6 +106,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
     let warehouse = &cfg.paths.warehouse;
     let (lock, recovered) = if opts.publish {
         prepare_root(warehouse, 0o755, "warehouse")?;
+        // Checked now, not at publish time: a wrong quarantine path must not cost a whole run.
+        prepare_root(&cfg.paths.quarantine, quarantine::DIR_MODE, "quarantine")?;
         let holder = format!("pid {} started {} run_id {}", std::process::id(), started, opts.run_id);
         let lock = WarehouseLock::acquire(warehouse, &holder)?;
         let recovered = commit::recover(warehouse)?;
@@ -116,6 +118,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
         }
         for run in &recovered.rolled_back {
             progress.log(&format!("recovery: discarded the unfinished staging of run {run}"));
+        }
+        for run in &recovered.cleaned {
+            progress.log(&format!("recovery: removed leftover staging of run {run}"));
         }
         (Some(lock), recovered)
     } else {
@@ -191,10 +196,14 @@ fn prepare_root(root: &Path, mode: u32, what: &str) -> Result<()> {
     if root.is_dir() {
         return Ok(());
     }
+    if root.exists() {
+        return Err(Error::Usage(format!("{what} {} exists but is not a directory", root.display())));
+    }
     let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !parent.is_dir() {
+        let problem = if parent.exists() { "is not a directory" } else { "does not exist" };
         return Err(Error::Usage(format!(
-            "{what} {} cannot be created: its parent directory {} does not exist",
+            "{what} {} cannot be created: its parent {} {problem}",
             root.display(),
             parent.display()
         )));
@@ -497,15 +506,51 @@ fn publish(
     let meta = file_meta(cfg, opts);
     let warehouse = &cfg.paths.warehouse;
     let mut txn = Transaction::begin(warehouse, &opts.run_id)?;
+    // Until the swap starts, a failure removes everything this run staged (a full disk must not
+    // stay full); once it starts, only recovery may touch the staging.
+    if let Err(e) = stage_everything(
+        cfg,
+        opts,
+        master,
+        regions,
+        institutions,
+        domains,
+        quarantine_records,
+        report,
+        started,
+        &meta,
+        &mut txn,
+    ) {
+        txn.abort();
+        return Err(e);
+    }
+    testhooks::point("before-commit");
+    txn.commit()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stage_everything(
+    cfg: &Config,
+    opts: &RunOptions,
+    master: &Master,
+    regions: &Regions,
+    institutions: &[InstitutionEstimate],
+    domains: &Domains,
+    quarantine_records: &[QuarantineRecord],
+    report: &mut Report,
+    started: &str,
+    meta: &FileMeta,
+    txn: &mut Transaction,
+) -> Result<()> {
+    let warehouse = &cfg.paths.warehouse;
     let tables = Tables::build(master, regions, institutions, domains);
-    report.tables = stage_tables(&mut txn, warehouse, cfg.year, &tables, &meta)?;
+    report.tables = stage_tables(txn, warehouse, cfg.year, &tables, meta)?;
 
     // The quarantine is swapped in the same transaction as the tables.
-    prepare_root(&cfg.paths.quarantine, quarantine::DIR_MODE, "quarantine")?;
     let q_staging = quarantine_staging(&cfg.paths.quarantine, &opts.run_id);
     txn.stage_extra_dir(q_staging.clone())?;
     let q_year = layout::quarantine_dir(&q_staging, cfg.year);
-    let rows = quarantine::write(&q_year, quarantine_records, &meta)?;
+    let rows = quarantine::write(&q_year, quarantine_records, meta)?;
     write_marker(&q_year, &opts.run_id, quarantine::FILE_MODE)?;
     txn.stage(Entry {
         name: "quarantine".into(),
@@ -537,9 +582,7 @@ fn publish(
         .map_err(|e| Error::Usage(format!("internal: serialising the manifest: {e}")))?;
     let staged_manifest = txn.dir().join("manifest.json");
     commit::write_atomically(&staged_manifest, &bytes, 0o644)?;
-    txn.stage_manifest(staged_manifest, layout::manifest_path(warehouse, cfg.year))?;
-    testhooks::point("before-commit");
-    txn.commit()
+    txn.stage_manifest(staged_manifest, layout::manifest_path(warehouse, cfg.year))
 }
 
 fn ensure_inputs_unchanged(files: &[InputFile]) -> Result<()> {

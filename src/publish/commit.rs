@@ -75,6 +75,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     sync_dir(dir)
 }
 
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io(path, "resolving", e))
+}
+
 /// The run id recorded in a partition's `_SUCCESS`, if any.
 pub fn partition_run_id(partition: &Path) -> Option<String> {
     let mut s = String::new();
@@ -120,6 +124,8 @@ pub struct Transaction {
 impl Transaction {
     /// Creates `<warehouse>/_staging/<run_id>/`.
     pub fn begin(warehouse: &Path, run_id: &str) -> Result<Transaction> {
+        // The journal holds absolute paths, so `recover` works from any directory.
+        let warehouse = std::path::absolute(warehouse).map_err(|e| Error::io(warehouse, "resolving", e))?;
         let dir = warehouse.join(STAGING_DIR).join(run_id);
         create_dirs(&dir, 0o755)?;
         let t = Transaction {
@@ -150,20 +156,27 @@ impl Transaction {
 
     /// Registers a staged partition (already written and synced, with its `_SUCCESS`).
     pub fn stage(&mut self, entry: Entry) -> Result<()> {
+        let entry = Entry { name: entry.name, live: absolute(&entry.live)?, staged: absolute(&entry.staged)? };
         self.journal.entries.push(entry);
         self.save()
     }
 
     /// Registers a staging directory outside the warehouse to clean up (or roll back).
     pub fn stage_extra_dir(&mut self, dir: PathBuf) -> Result<()> {
-        self.journal.extra_staging.push(dir);
+        self.journal.extra_staging.push(absolute(&dir)?);
         self.save()
     }
 
     /// Registers the manifest, renamed into place after the swaps.
     pub fn stage_manifest(&mut self, staged: PathBuf, live: PathBuf) -> Result<()> {
-        self.journal.manifest = Some((staged, live));
+        self.journal.manifest = Some((absolute(&staged)?, absolute(&live)?));
         self.save()
+    }
+
+    /// Gives up before any swap: removes everything staged (best effort; recovery removes
+    /// what is left).
+    pub fn abort(self) {
+        cleanup(&self.dir, &self.journal);
     }
 
     /// Swaps every staged partition into place, then the manifest, then cleans up.
@@ -271,8 +284,10 @@ fn exchange(a: &Path, b: &Path) -> Result<()> {
 pub struct Recovered {
     /// Runs whose interrupted swap was completed.
     pub rolled_forward: Vec<String>,
-    /// Runs whose staging was discarded.
+    /// Runs that died before publishing anything; their staging was discarded.
     pub rolled_back: Vec<String>,
+    /// Runs that had published (or died creating their staging); leftovers removed.
+    pub cleaned: Vec<String>,
 }
 
 /// Completes or rolls back every interrupted publish under `warehouse`.
@@ -300,9 +315,11 @@ pub fn recover(warehouse: &Path) -> Result<Recovered> {
                 out.rolled_back.push(run);
             }
             None => {
-                // No readable journal: the run died while creating its staging directory.
+                // No journal: the run died after publishing (the journal goes before the
+                // staging directory) or while creating its staging directory. Either way
+                // nothing here is live.
                 let _ = fs::remove_dir_all(&dir);
-                out.rolled_back.push(run);
+                out.cleaned.push(run);
             }
         }
     }

@@ -3,6 +3,7 @@
 mod aggregate;
 mod errors;
 mod fuzz;
+mod recovery;
 mod schema_doc;
 
 use std::collections::BTreeMap;
@@ -64,13 +65,17 @@ impl Project {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_berakhlak"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("BERAKHLAK_RUN_ID", "")
-            .output()
-            .unwrap();
-        out
+        self.run_in(self.dir.path(), args, &[])
+    }
+
+    /// Runs the binary in `cwd` with extra environment variables.
+    pub fn run_in(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berakhlak"));
+        cmd.args(args).current_dir(cwd).env("BERAKHLAK_RUN_ID", "");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
     }
 
     pub fn aggregate(&self, year: i32, extra: &[&str]) -> Output {

@@ -268,7 +268,8 @@ def test_sigkill_during_publish(base, tmp_path):
         # What recovery must do (ARCHITECTURE "Publishing and recovery"): roll forward once the
         # journal says swapping (or the swap is over), roll back before.
         journal = wh / "_staging" / kill_id / "JOURNAL.json"
-        swapping = journal.is_file() and json.loads(journal.read_text()).get("state") == "swapping"
+        journal_was = json.loads(journal.read_text()).get("state") if journal.is_file() else "gone"
+        swapping = journal_was == "swapping"
         expected = kill_id if (swapping or new or manifest == kill_id) else prev
 
         # The next normal run recovers first, then publishes: one run id everywhere. It is
@@ -283,7 +284,6 @@ def test_sigkill_during_publish(base, tmp_path):
             recovered_manifest = cl.manifest_run_id(wh, YEAR)
             rc_next = c.wait()
         assert rc_next == 0, what + "the next run failed\n" + c.describe()
-        journal_was = "swapping" if swapping else "not swapping" if journal.is_file() else "gone"
         assert not left, what + f"staging left after recovery: {left} (after the kill: journal " \
             f"{journal_was}, warehouse staging {'present' if left_behind else 'absent'}, " \
             f"tables {state})"

@@ -310,7 +310,7 @@ impl Deduper {
         let mut order: Vec<u32> = (0..records.len() as u32).collect();
         order.sort_unstable_by_key(|&i| position_of(records.get(i as usize)));
         let mut seen = Table::with_capacity(records.len());
-        let mut keep = Vec::with_capacity(records.len());
+        let mut duplicates = Vec::new();
         for &i in &order {
             let s = records.get(i as usize);
             let rid = rids.get(s.rid_offset, s.rid_len);
@@ -332,22 +332,28 @@ impl Deduper {
                 at = (at + 1) & mask;
             }
             match first {
-                None => keep.push(i),
-                Some(first) => rejected.push(DedupRejection {
-                    position: position_of(s),
-                    reason: Reason::DuplicateResponseId,
-                    response_id: rid_text(s),
-                    detail: format!(
-                        "response_id {} already accepted (file #{} line {})",
-                        rid_text(s),
-                        first.file,
-                        first.line
-                    ),
-                }),
+                None => {}
+                Some(first) => {
+                    duplicates.push(i);
+                    rejected.push(DedupRejection {
+                        position: position_of(s),
+                        reason: Reason::DuplicateResponseId,
+                        response_id: rid_text(s),
+                        detail: format!(
+                            "response_id {} already accepted (file #{} line {})",
+                            rid_text(s),
+                            first.file,
+                            first.line
+                        ),
+                    })
+                }
             }
         }
         drop(seen);
-        drop(order);
+        // The kept records are `order` less the duplicates (reusing its memory).
+        duplicates.sort_unstable();
+        let mut keep = order;
+        keep.retain(|i| duplicates.binary_search(i).is_err());
         rejected.sort_unstable_by_key(|r| r.position);
         Deduped { accepted: Accepted { records, rids, keep }, rejected }
     }

@@ -277,8 +277,8 @@ fn read_and_check(
     }
     let ctx = Context::new(cfg.year, master, regions, &cfg.survey);
     let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
-    // Roughly 150 bytes a CSV record; the table grows if there are more.
-    let mut deduper = Deduper::with_capacity((total_bytes / 150) as usize);
+    // A CSV record is ~180 bytes; a low guess keeps the table small (it doubles if needed).
+    let mut deduper = Deduper::with_capacity((total_bytes / 256) as usize);
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut tallies = Vec::with_capacity(files.len());
     let mut done_bytes = 0u64;

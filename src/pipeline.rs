@@ -171,18 +171,17 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
         testhooks::point("before-publish");
         ensure_inputs_unchanged(&discovery.files)?;
         progress.phase("writing", 7, false);
-        publish(
+        let publication = Publication {
             cfg,
             opts,
-            &master,
-            &regions,
-            &institutions,
-            &domains,
-            &checked.quarantine,
-            &mut report,
-            &started,
-            clock,
-        )?;
+            master: &master,
+            regions: &regions,
+            institutions: &institutions,
+            domains: &domains,
+            quarantine_records: &checked.quarantine,
+            started: &started,
+        };
+        publish(&publication, &mut report)?;
         progress.finish();
     }
     drop(lock);
@@ -490,37 +489,24 @@ fn summarise_estimates(report: &mut Report, institutions: &[InstitutionEstimate]
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn publish(
-    cfg: &Config,
-    opts: &RunOptions,
-    master: &Master,
-    regions: &Regions,
-    institutions: &[InstitutionEstimate],
-    domains: &Domains,
-    quarantine_records: &[QuarantineRecord],
-    report: &mut Report,
-    started: &str,
-    _clock: Clock,
-) -> Result<()> {
-    let meta = file_meta(cfg, opts);
-    let warehouse = &cfg.paths.warehouse;
-    let mut txn = Transaction::begin(warehouse, &opts.run_id)?;
+/// Everything a publish writes, gathered once.
+struct Publication<'a> {
+    cfg: &'a Config,
+    opts: &'a RunOptions,
+    master: &'a Master,
+    regions: &'a Regions,
+    institutions: &'a [InstitutionEstimate],
+    domains: &'a Domains,
+    quarantine_records: &'a [QuarantineRecord],
+    started: &'a str,
+}
+
+fn publish(publication: &Publication, report: &mut Report) -> Result<()> {
+    let meta = file_meta(publication.cfg, publication.opts);
+    let mut txn = Transaction::begin(&publication.cfg.paths.warehouse, &publication.opts.run_id)?;
     // Until the swap starts, a failure removes everything this run staged (a full disk must not
     // stay full); once it starts, only recovery may touch the staging.
-    if let Err(e) = stage_everything(
-        cfg,
-        opts,
-        master,
-        regions,
-        institutions,
-        domains,
-        quarantine_records,
-        report,
-        started,
-        &meta,
-        &mut txn,
-    ) {
+    if let Err(e) = stage_everything(publication, report, &meta, &mut txn) {
         txn.abort();
         return Err(e);
     }
@@ -528,20 +514,13 @@ fn publish(
     txn.commit()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stage_everything(
-    cfg: &Config,
-    opts: &RunOptions,
-    master: &Master,
-    regions: &Regions,
-    institutions: &[InstitutionEstimate],
-    domains: &Domains,
-    quarantine_records: &[QuarantineRecord],
+    publication: &Publication,
     report: &mut Report,
-    started: &str,
     meta: &FileMeta,
     txn: &mut Transaction,
 ) -> Result<()> {
+    let Publication { cfg, opts, master, regions, institutions, domains, quarantine_records, started } = *publication;
     let warehouse = &cfg.paths.warehouse;
     let tables = Tables::build(master, regions, institutions, domains);
     report.tables = stage_tables(txn, warehouse, cfg.year, &tables, meta)?;

@@ -10,6 +10,11 @@
 //! in. Input order is `(file index, line)`: files are read in bytewise order of relative path
 //! and lines increase within a file.
 
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
 use crate::catalogue::BEHAVIOUR_COUNT;
 use crate::validate::{Instant, Reason, Response};
 
@@ -81,7 +86,7 @@ struct Arena {
     blocks: Vec<Vec<u8>>,
 }
 
-const ARENA_BLOCK: usize = 1 << 22;
+const ARENA_BLOCK: usize = 1 << 16;
 
 impl Arena {
     fn push(&mut self, bytes: &[u8]) -> u32 {
@@ -108,7 +113,7 @@ struct Blocks<T> {
     len: usize,
 }
 
-const BLOCK: usize = 1 << 16;
+const BLOCK: usize = 1 << 12;
 
 impl<T: Copy> Blocks<T> {
     fn new() -> Self {
@@ -189,18 +194,12 @@ struct Loser {
     winner: u32,
 }
 
-/// Streaming deduplicator.
-pub struct Deduper {
+/// One shard of the deduplicator: the respondents whose key hash falls in it.
+struct Shard {
     records: Blocks<Stored>,
     rids: Arena,
     table: Table,
     losers: Vec<Loser>,
-}
-
-impl Default for Deduper {
-    fn default() -> Self {
-        Deduper::with_capacity(0)
-    }
 }
 
 fn split_key(key: u128) -> [u64; 2] {
@@ -211,25 +210,14 @@ fn position_of(s: &Stored) -> Position {
     Position { file: u32::from(s.file), line: u64::from(s.line) }
 }
 
-impl Deduper {
-    /// An empty deduplicator.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An empty deduplicator expecting about `respondents` respondents.
-    pub fn with_capacity(respondents: usize) -> Self {
-        Deduper {
+impl Shard {
+    fn with_capacity(respondents: usize) -> Self {
+        Shard {
             records: Blocks::new(),
             rids: Arena::default(),
             table: Table::with_capacity(respondents),
             losers: Vec::new(),
         }
-    }
-
-    /// Number of respondents seen so far.
-    pub fn respondents(&self) -> usize {
-        self.records.len()
     }
 
     fn rid(&self, s: &Stored) -> &[u8] {
@@ -243,9 +231,7 @@ impl Deduper {
         (when, rid, std::cmp::Reverse(position)) > (theirs, self.rid(current), std::cmp::Reverse(position_of(current)))
     }
 
-    /// Offers a response that passed validation. `position.file` must fit 16 bits and
-    /// `position.line` 32 bits (checked by the caller).
-    pub fn push(&mut self, position: Position, response: &Response) {
+    fn push(&mut self, position: Position, response: &Response) {
         let key = split_key(response.respondent);
         if self.table.len * 10 >= self.table.slots.len() * 7 {
             self.table.grow(&self.records);
@@ -288,12 +274,10 @@ impl Deduper {
         }
     }
 
-    /// Settles resubmissions, then repeated `response_id`s among the kept.
-    pub fn finish(self) -> Deduped {
-        let Deduper { records, rids, table, losers } = self;
-        drop(table);
-        let rid_text = |s: &Stored| String::from_utf8_lossy(rids.get(s.rid_offset, s.rid_len)).into_owned();
-        let mut rejected: Vec<DedupRejection> = losers
+    /// Rejections of the superseded submissions, naming each respondent's winner.
+    fn superseded(&mut self) -> Vec<DedupRejection> {
+        let losers = std::mem::take(&mut self.losers);
+        losers
             .into_iter()
             .map(|l| DedupRejection {
                 position: l.position,
@@ -301,68 +285,170 @@ impl Deduper {
                 response_id: l.response_id.into(),
                 detail: format!(
                     "superseded by response_id {} of the same respondent_key",
-                    rid_text(records.get(l.winner as usize))
+                    String::from_utf8_lossy(self.rid(self.records.get(l.winner as usize)))
                 ),
             })
-            .collect();
-
-        // Among kept records, the first of each response_id in input order stays.
-        let mut order: Vec<u32> = (0..records.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| position_of(records.get(i as usize)));
-        let mut seen = Table::with_capacity(records.len());
-        let mut duplicates = Vec::new();
-        for &i in &order {
-            let s = records.get(i as usize);
-            let rid = rids.get(s.rid_offset, s.rid_len);
-            let hash = xxhash_rust::xxh3::xxh3_64(rid) as usize;
-            let mask = seen.mask();
-            let mut at = hash & mask;
-            let mut first = None;
-            loop {
-                let slot = seen.slots[at];
-                if slot == 0 {
-                    seen.slots[at] = i + 1;
-                    break;
-                }
-                let other = records.get((slot - 1) as usize);
-                if rids.get(other.rid_offset, other.rid_len) == rid {
-                    first = Some(position_of(other));
-                    break;
-                }
-                at = (at + 1) & mask;
-            }
-            match first {
-                None => {}
-                Some(first) => {
-                    duplicates.push(i);
-                    rejected.push(DedupRejection {
-                        position: position_of(s),
-                        reason: Reason::DuplicateResponseId,
-                        response_id: rid_text(s),
-                        detail: format!(
-                            "response_id {} already accepted (file #{} line {})",
-                            rid_text(s),
-                            first.file,
-                            first.line
-                        ),
-                    })
-                }
-            }
-        }
-        drop(seen);
-        // The kept records are `order` less the duplicates (reusing its memory).
-        duplicates.sort_unstable();
-        let mut keep = order;
-        keep.retain(|i| duplicates.binary_search(i).is_err());
-        rejected.sort_unstable_by_key(|r| r.position);
-        Deduped { accepted: Accepted { records, rids, keep }, rejected }
+            .collect()
     }
 }
 
-/// The accepted responses, in input order.
-pub struct Accepted {
+/// Shards: a power of two; the shard of a respondent is taken from the key's second word
+/// (the table inside a shard uses the first).
+const SHARDS: usize = 64;
+/// Bits of a global record id that hold the index within its shard.
+const SHARD_SHIFT: u32 = 26;
+
+fn global_id(shard: usize, index: usize) -> u32 {
+    ((shard as u32) << SHARD_SHIFT) | index as u32
+}
+
+fn split_id(id: u32) -> (usize, usize) {
+    ((id >> SHARD_SHIFT) as usize, (id & ((1 << SHARD_SHIFT) - 1)) as usize)
+}
+
+/// Streaming deduplicator, sharded by respondent so that validation workers push in parallel.
+pub struct Deduper {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Default for Deduper {
+    fn default() -> Self {
+        Deduper::with_capacity(0)
+    }
+}
+
+fn shard_of(key: u128) -> usize {
+    ((key >> 64) as usize) & (SHARDS - 1)
+}
+
+impl Deduper {
+    /// An empty deduplicator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty deduplicator expecting about `respondents` respondents.
+    pub fn with_capacity(respondents: usize) -> Self {
+        Deduper { shards: (0..SHARDS).map(|_| Mutex::new(Shard::with_capacity(respondents / SHARDS))).collect() }
+    }
+
+    /// Offers a response that passed validation. `position.file` must fit 16 bits and
+    /// `position.line` 32 bits (checked by the caller).
+    pub fn push(&self, position: Position, response: &Response) {
+        let mut shard = self.shards[shard_of(response.respondent)].lock().unwrap_or_else(|p| p.into_inner());
+        shard.push(position, response);
+    }
+
+    /// Offers a batch, taking each shard's lock once.
+    pub fn push_all(&self, items: &mut [(Position, Response)]) {
+        items.sort_unstable_by_key(|(_, r)| shard_of(r.respondent));
+        for run in items.chunk_by(|a, b| shard_of(a.1.respondent) == shard_of(b.1.respondent)) {
+            let mut shard = self.shards[shard_of(run[0].1.respondent)].lock().unwrap_or_else(|p| p.into_inner());
+            for (position, response) in run {
+                shard.push(*position, response);
+            }
+        }
+    }
+
+    /// Settles resubmissions, then repeated `response_id`s among the kept.
+    pub fn finish(self) -> Deduped {
+        let mut shards: Vec<Shard> =
+            self.shards.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
+        let mut rejected: Vec<DedupRejection> = shards.par_iter_mut().flat_map_iter(|s| s.superseded()).collect();
+        for s in &mut shards {
+            s.table = Table::with_capacity(0);
+        }
+        let shards: Vec<ShardStore> =
+            shards.into_iter().map(|s| ShardStore { records: s.records, rids: s.rids }).collect();
+
+        // Among kept records, the first of each response_id in input order stays. Records are
+        // bucketed by a hash of their response_id, and buckets are settled in parallel.
+        let buckets = SHARDS;
+        let per_shard: Vec<Vec<Vec<u32>>> = shards
+            .par_iter()
+            .enumerate()
+            .map(|(shard, store)| {
+                let mut out = vec![Vec::new(); buckets];
+                for index in 0..store.records.len() {
+                    let rid = store.rid(store.records.get(index));
+                    let bucket = (xxhash_rust::xxh3::xxh3_64(rid) as usize) & (buckets - 1);
+                    out[bucket].push(global_id(shard, index));
+                }
+                out
+            })
+            .collect();
+        let mut by_bucket: Vec<Vec<u32>> = vec![Vec::new(); buckets];
+        for shard_buckets in per_shard {
+            for (bucket, ids) in shard_buckets.into_iter().enumerate() {
+                by_bucket[bucket].extend(ids);
+            }
+        }
+        let settled: Vec<(Vec<u32>, Vec<DedupRejection>)> = by_bucket
+            .into_par_iter()
+            .map(|ids| {
+                let record = |id: u32| {
+                    let (shard, index) = split_id(id);
+                    (&shards[shard], shards[shard].records.get(index))
+                };
+                let mut first: FxHashMap<&[u8], u32> = FxHashMap::default();
+                for &id in &ids {
+                    let (store, s) = record(id);
+                    let rid = store.rid(s);
+                    let entry = first.entry(rid).or_insert(id);
+                    if position_of(record(*entry).1) > position_of(s) {
+                        *entry = id;
+                    }
+                }
+                let mut keep = Vec::with_capacity(ids.len());
+                let mut dups = Vec::new();
+                for &id in &ids {
+                    let (store, s) = record(id);
+                    let rid = store.rid(s);
+                    let winner = first.get(rid).copied().unwrap_or(id);
+                    if winner == id {
+                        keep.push(id);
+                    } else {
+                        let kept = position_of(record(winner).1);
+                        let text = String::from_utf8_lossy(rid).into_owned();
+                        dups.push(DedupRejection {
+                            position: position_of(s),
+                            reason: Reason::DuplicateResponseId,
+                            detail: format!(
+                                "response_id {text} already accepted (file #{} line {})",
+                                kept.file, kept.line
+                            ),
+                            response_id: text,
+                        });
+                    }
+                }
+                (keep, dups)
+            })
+            .collect();
+        let mut keep = Vec::new();
+        for (k, d) in settled {
+            keep.extend(k);
+            rejected.extend(d);
+        }
+        rejected.par_sort_unstable_by_key(|r| r.position);
+        Deduped { accepted: Accepted { shards, keep }, rejected }
+    }
+}
+
+/// A shard's records after deduplication.
+struct ShardStore {
     records: Blocks<Stored>,
     rids: Arena,
+}
+
+impl ShardStore {
+    fn rid(&self, s: &Stored) -> &[u8] {
+        self.rids.get(s.rid_offset, s.rid_len)
+    }
+}
+
+/// The accepted responses (in no particular order; see [`Accepted::in_input_order`]).
+pub struct Accepted {
+    shards: Vec<ShardStore>,
     keep: Vec<u32>,
 }
 
@@ -378,6 +464,11 @@ pub struct AcceptedResponse {
 }
 
 impl Accepted {
+    fn stored(&self, i: usize) -> (&ShardStore, &Stored) {
+        let (shard, index) = split_id(self.keep[i]);
+        (&self.shards[shard], self.shards[shard].records.get(index))
+    }
+
     /// Number of accepted responses.
     pub fn len(&self) -> usize {
         self.keep.len()
@@ -390,31 +481,39 @@ impl Accepted {
 
     /// Institution of the `i`-th accepted response.
     pub fn institution(&self, i: usize) -> u32 {
-        u32::from(self.records.get(self.keep[i] as usize).institution)
+        u32::from(self.stored(i).1.institution)
     }
 
-    /// The `i`-th accepted response in input order.
+    /// The `i`-th accepted response.
     pub fn get(&self, i: usize) -> AcceptedResponse {
-        let s = self.records.get(self.keep[i] as usize);
+        let s = self.stored(i).1;
         AcceptedResponse { institution: u32::from(s.institution), district: s.district, answers: unpack(&s.answers) }
     }
 
     /// Position and `response_id` of the `i`-th accepted response.
     pub fn identity(&self, i: usize) -> (Position, String) {
-        let s = self.records.get(self.keep[i] as usize);
-        (position_of(s), String::from_utf8_lossy(self.rids.get(s.rid_offset, s.rid_len)).into_owned())
+        let (store, s) = self.stored(i);
+        (position_of(s), String::from_utf8_lossy(store.rid(s)).into_owned())
     }
 
-    /// Builds a set directly (tests and tools): responses with their positions.
+    /// Every accepted response's position and `response_id`, in input order.
+    pub fn in_input_order(&self) -> Vec<(Position, String)> {
+        let mut all: Vec<_> = (0..self.len()).map(|i| self.identity(i)).collect();
+        all.sort();
+        all
+    }
+
+    /// Builds a set directly (tests and tools): responses with their positions, no
+    /// deduplication.
     pub fn from_responses(items: &[(Position, Response)]) -> Accepted {
-        let mut d = Deduper::new();
+        let mut shard = Shard::with_capacity(0);
         let mut records = Blocks::new();
         for (p, r) in items {
-            let stored = d.stored(split_key(r.respondent), *p, r);
+            let stored = shard.stored(split_key(r.respondent), *p, r);
             records.push(stored);
         }
-        let keep = (0..records.len() as u32).collect();
-        Accepted { records, rids: d.rids, keep }
+        let keep = (0..records.len()).map(|i| global_id(0, i)).collect();
+        Accepted { shards: vec![ShardStore { records, rids: shard.rids }], keep }
     }
 }
 
@@ -442,13 +541,13 @@ mod tests {
     }
 
     fn run(records: &[(&str, u128, i64)]) -> (Vec<String>, Vec<(String, Reason, String)>) {
-        let mut d = Deduper::new();
+        let d = Deduper::new();
         for (i, (rid, key, secs)) in records.iter().enumerate() {
             d.push(Position { file: 0, line: i as u64 + 2 }, &response(rid, *key, *secs));
         }
         let out = d.finish();
         (
-            (0..out.accepted.len()).map(|i| out.accepted.identity(i).1).collect(),
+            out.accepted.in_input_order().into_iter().map(|(_, rid)| rid).collect(),
             out.rejected.iter().map(|r| (r.response_id.clone(), r.reason, r.detail.clone())).collect(),
         )
     }
@@ -471,7 +570,7 @@ mod tests {
 
     #[test]
     fn full_tie_keeps_first_in_input_order() {
-        let mut d = Deduper::new();
+        let d = Deduper::new();
         d.push(Position { file: 0, line: 2 }, &response("same", 1, 100));
         d.push(Position { file: 1, line: 2 }, &response("same", 1, 100));
         let out = d.finish();
@@ -483,7 +582,7 @@ mod tests {
 
     #[test]
     fn full_tie_keeps_first_even_when_offered_late() {
-        let mut d = Deduper::new();
+        let d = Deduper::new();
         d.push(Position { file: 1, line: 2 }, &response("same", 1, 100));
         d.push(Position { file: 0, line: 9 }, &response("same", 1, 100));
         let out = d.finish();
@@ -516,7 +615,7 @@ mod tests {
 
     #[test]
     fn many_respondents_grow_the_table() {
-        let mut d = Deduper::new();
+        let d = Deduper::new();
         for i in 0..50_000u128 {
             d.push(Position { file: 0, line: i as u64 }, &response(&format!("r{i}"), i * 7919, 1));
         }

@@ -24,7 +24,7 @@ use crate::quarantine::{self, raw_text, QuarantineRecord};
 use crate::reference::{Master, Regions};
 use crate::score::{score, Scale};
 use crate::testhooks;
-use crate::validate::{validate, Context, Reason, Response};
+use crate::validate::{validate, Context, Reason};
 
 /// The crate version written into files and manifests.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -222,14 +222,16 @@ fn file_meta(cfg: &Config, opts: &RunOptions) -> FileMeta {
 /// Chunks validated together; the reading thread fills the next ones meanwhile.
 const GROUP: usize = 8;
 
-/// What the workers made of one chunk.
+/// What the workers made of one chunk (its accepted responses went to deduplication).
 #[derive(Default)]
 struct ChunkOutcome {
-    accepted: Vec<(u64, Response)>,
     rejected: Vec<QuarantineRecord>,
     records: u64,
+    /// A line number past what deduplication can hold (2³²): the run must stop.
+    line_overflow: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn process_chunk(
     chunk: &Chunk,
     format: Format,
@@ -238,6 +240,7 @@ fn process_chunk(
     ctx: &Context,
     file: u32,
     name: &Arc<str>,
+    deduper: &Deduper,
 ) -> ChunkOutcome {
     thread_local! {
         static SCRATCH: std::cell::RefCell<RawRecord> = std::cell::RefCell::new(RawRecord::default());
@@ -245,10 +248,17 @@ fn process_chunk(
     SCRATCH.with(|scratch| {
         let mut rec = scratch.borrow_mut();
         let mut out = ChunkOutcome { records: chunk.spans.len() as u64, ..ChunkOutcome::default() };
+        let mut accepted = Vec::with_capacity(chunk.spans.len());
         for i in 0..chunk.spans.len() {
             chunk.record_into(i, format, delimiter, &mut rec);
             match validate(&rec, layout, ctx) {
-                Ok(response) => out.accepted.push((rec.line, response)),
+                Ok(response) => {
+                    if rec.line > u64::from(u32::MAX) {
+                        out.line_overflow = true;
+                        continue;
+                    }
+                    accepted.push((Position { file, line: rec.line }, response));
+                }
                 Err(rejection) => out.rejected.push(QuarantineRecord {
                     file,
                     source_file: Arc::clone(name),
@@ -260,6 +270,7 @@ fn process_chunk(
                 }),
             }
         }
+        deduper.push_all(&mut accepted);
         out
     })
 }
@@ -277,7 +288,7 @@ fn read_and_check(
     let ctx = Context::new(cfg.year, master, regions, &cfg.survey);
     let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
     // A CSV record is ~180 bytes; a low guess keeps the table small (it doubles if needed).
-    let mut deduper = Deduper::with_capacity((total_bytes / 256) as usize);
+    let deduper = Deduper::with_capacity((total_bytes / 256) as usize);
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut tallies = Vec::with_capacity(files.len());
     let mut done_bytes = 0u64;
@@ -320,15 +331,12 @@ fn read_and_check(
                 }
                 let outcomes: Vec<ChunkOutcome> = group
                     .par_iter()
-                    .map(|c| process_chunk(c, file.format, delimiter, &layout, &ctx, index as u32, &name))
+                    .map(|c| process_chunk(c, file.format, delimiter, &layout, &ctx, index as u32, &name, &deduper))
                     .collect();
                 for outcome in outcomes {
                     tally.records_read += outcome.records;
-                    for (line, response) in &outcome.accepted {
-                        if *line > u64::from(u32::MAX) {
-                            return Err(Error::Usage(format!("{}: more than {} lines", file.path.display(), u32::MAX)));
-                        }
-                        deduper.push(Position { file: index as u32, line: *line }, response);
+                    if outcome.line_overflow {
+                        return Err(Error::Usage(format!("{}: more than {} lines", file.path.display(), u32::MAX)));
                     }
                     for rejection in outcome.rejected {
                         *tally.by_reason.entry(rejection.reason).or_default() += 1;

@@ -390,7 +390,8 @@ impl Deduper {
                     let (shard, index) = split_id(id);
                     (&shards[shard], shards[shard].records.get(index))
                 };
-                let mut first: FxHashMap<&[u8], u32> = FxHashMap::default();
+                let mut first: FxHashMap<&[u8], u32> =
+                    FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
                 for &id in &ids {
                     let (store, s) = record(id);
                     let rid = store.rid(s);

@@ -194,11 +194,6 @@ pub fn write_marker(dir: &Path, run_id: &str, mode: u32) -> Result<()> {
     write_atomically(&dir.join(SUCCESS), format!("{run_id}\n").as_bytes(), mode)
 }
 
-/// Paths of the warehouse a run touches, for messages.
-pub fn table_names() -> [&'static str; 5] {
-    ["institution_index", "district_index", "province_index", "national_index", "behaviour_scores"]
-}
-
 /// Where the quarantine of a run is staged.
 pub fn quarantine_staging(quarantine_root: &Path, run_id: &str) -> PathBuf {
     quarantine_root.join(commit::STAGING_DIR).join(run_id)

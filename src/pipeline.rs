@@ -138,7 +138,6 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
     if report.totals.quarantine_ratio > cfg.publish.max_quarantine_ratio {
         let diagnosis = layout::rejected_run_dir(&cfg.paths.quarantine, &opts.run_id);
         if opts.publish {
-            prepare_root(&cfg.paths.quarantine, quarantine::DIR_MODE, "quarantine")?;
             quarantine::write(&diagnosis, &checked.quarantine, &file_meta(cfg, opts))?;
         }
         print_gate_report(&report, &checked.quarantine);

@@ -377,15 +377,11 @@ impl Deduper {
                 out
             })
             .collect();
-        let mut by_bucket: Vec<Vec<u32>> = vec![Vec::new(); buckets];
-        for shard_buckets in per_shard {
-            for (bucket, ids) in shard_buckets.into_iter().enumerate() {
-                by_bucket[bucket].extend(ids);
-            }
-        }
-        let settled: Vec<(Vec<u32>, Vec<DedupRejection>)> = by_bucket
+        let settled: Vec<(Vec<u32>, Vec<DedupRejection>)> = (0..buckets)
             .into_par_iter()
-            .map(|ids| {
+            .map(|bucket| {
+                // Gathered per task, so only the buckets being settled are copied at a time.
+                let ids: Vec<u32> = per_shard.iter().flat_map(|b| b[bucket].iter().copied()).collect();
                 let record = |id: u32| {
                     let (shard, index) = split_id(id);
                     (&shards[shard], shards[shard].records.get(index))
@@ -425,7 +421,8 @@ impl Deduper {
                 (keep, dups)
             })
             .collect();
-        let mut keep = Vec::new();
+        drop(per_shard);
+        let mut keep = Vec::with_capacity(settled.iter().map(|(k, _)| k.len()).sum());
         for (k, d) in settled {
             keep.extend(k);
             rejected.extend(d);

@@ -13,9 +13,7 @@
 use std::sync::Mutex;
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 
-use crate::catalogue::BEHAVIOUR_COUNT;
 use crate::validate::{Instant, Reason, Response};
 
 /// Where a record came from; orders records in input order.
@@ -40,44 +38,18 @@ pub struct DedupRejection {
     pub detail: String,
 }
 
-/// Bits per answer in the packed form: answers up to 63 (`likert_max − likert_min ≤ 63`).
-pub const ANSWER_BITS: u32 = 6;
-
-/// The compact record of a respondent's current winner.
+/// The compact record of a respondent's current winner: what the order of SPEC 3 needs
+/// (respondent, `submitted_at`, `response_id`, position) and nothing else; scores are summed
+/// as records are read (see [`crate::score::Tally`]).
 #[derive(Debug, Clone, Copy)]
 struct Stored {
     key: [u64; 2],
     secs: i64,
-    answers: [u64; 2],
     nanos: u32,
     rid_offset: u32,
     line: u32,
     file: u16,
-    institution: u16,
-    district: u16,
     rid_len: u16,
-}
-
-fn pack(answers: &[u8; BEHAVIOUR_COUNT]) -> [u64; 2] {
-    let mut out = [0u64; 2];
-    for (b, a) in answers.iter().enumerate() {
-        let bit = b as u32 * ANSWER_BITS;
-        out[(bit / 64) as usize] |= u64::from(*a & 0x3f) << (bit % 64);
-        // A 6-bit field may straddle the two words.
-        if bit % 64 + ANSWER_BITS > 64 {
-            out[1] |= u64::from(*a & 0x3f) >> (64 - bit % 64);
-        }
-    }
-    out
-}
-
-fn unpack(packed: &[u64; 2]) -> [u8; BEHAVIOUR_COUNT] {
-    let mut out = [0u8; BEHAVIOUR_COUNT];
-    let wide = u128::from(packed[0]) | (u128::from(packed[1]) << 64);
-    for (b, a) in out.iter_mut().enumerate() {
-        *a = ((wide >> (b as u32 * ANSWER_BITS)) & 0x3f) as u8;
-    }
-    out
 }
 
 /// Append-only byte arena in fixed blocks (no reallocation spikes).
@@ -141,12 +113,26 @@ impl<T: Copy> Blocks<T> {
     fn len(&self) -> usize {
         self.len
     }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.blocks.iter().flatten()
+    }
 }
 
-/// Open-addressing table of record indices keyed by a 128-bit hash held in the records.
+/// Records a shard can hold: a table slot keeps the record index in 24 bits.
+const MAX_PER_SHARD: usize = (1 << 24) - 2;
+
+/// Open-addressing table of record indices keyed by a 128-bit hash held in the records. A slot
+/// holds `(index + 1) << 8 | tag`, the tag being 8 more bits of the key: a probe that meets
+/// another respondent's slot is almost always told apart without reading its record (a cache
+/// miss), which is what dominated inserting 5 million respondents.
 struct Table {
-    slots: Vec<u32>, // index + 1; 0 is empty
+    slots: Vec<u32>, // 0 is empty
     len: usize,
+}
+
+fn tag_of(key: &[u64; 2]) -> u32 {
+    (key[0] >> 56) as u32
 }
 
 impl Table {
@@ -162,10 +148,11 @@ impl Table {
     /// The slot holding `key`, or the empty slot where it would go.
     fn find(&self, key: &[u64; 2], records: &Blocks<Stored>) -> usize {
         let mask = self.mask();
+        let tag = tag_of(key);
         let mut i = (key[0] as usize) & mask;
         loop {
             let s = self.slots[i];
-            if s == 0 || records.get((s - 1) as usize).key == *key {
+            if s == 0 || (s & 0xff == tag && records.get(((s >> 8) - 1) as usize).key == *key) {
                 return i;
             }
             i = (i + 1) & mask;
@@ -177,7 +164,7 @@ impl Table {
         let mask = bigger.mask();
         for &s in &self.slots {
             if s != 0 {
-                let mut i = (records.get((s - 1) as usize).key[0] as usize) & mask;
+                let mut i = (records.get(((s >> 8) - 1) as usize).key[0] as usize) & mask;
                 while bigger.slots[i] != 0 {
                     i = (i + 1) & mask;
                 }
@@ -194,6 +181,10 @@ struct Loser {
     winner: u32,
 }
 
+/// More respondents than deduplication can hold (about a billion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
 /// One shard of the deduplicator: the respondents whose key hash falls in it.
 struct Shard {
     records: Blocks<Stored>,
@@ -208,6 +199,10 @@ fn split_key(key: u128) -> [u64; 2] {
 
 fn position_of(s: &Stored) -> Position {
     Position { file: u32::from(s.file), line: u64::from(s.line) }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 impl Shard {
@@ -231,7 +226,7 @@ impl Shard {
         (when, rid, std::cmp::Reverse(position)) > (theirs, self.rid(current), std::cmp::Reverse(position_of(current)))
     }
 
-    fn push(&mut self, position: Position, response: &Response) {
+    fn push(&mut self, position: Position, response: &Response) -> Result<(), Full> {
         let key = split_key(response.respondent);
         if self.table.len * 10 >= self.table.slots.len() * 7 {
             self.table.grow(&self.records);
@@ -240,22 +235,27 @@ impl Shard {
         let rid = response.response_id.as_bytes();
         let existing = self.table.slots[slot];
         if existing != 0 {
-            let index = existing - 1;
+            let index = (existing >> 8) - 1;
             let current = *self.records.get(index as usize);
             if self.beats(response.submitted_at, rid, position, &current) {
-                let old_rid: Box<str> = String::from_utf8_lossy(self.rid(&current)).into();
+                let old_rid = text(self.rid(&current)).into_boxed_str();
                 self.losers.push(Loser { position: position_of(&current), response_id: old_rid, winner: index });
                 let stored = self.stored(key, position, response);
                 self.records.set(index as usize, stored);
             } else {
-                self.losers.push(Loser { position, response_id: response.response_id.clone(), winner: index });
+                let response_id = response.response_id.as_ref().into();
+                self.losers.push(Loser { position, response_id, winner: index });
             }
-            return;
+            return Ok(());
+        }
+        if self.records.len() >= MAX_PER_SHARD {
+            return Err(Full);
         }
         let stored = self.stored(key, position, response);
         self.records.push(stored);
-        self.table.slots[slot] = self.records.len() as u32;
+        self.table.slots[slot] = ((self.records.len() as u32) << 8) | tag_of(&key);
         self.table.len += 1;
+        Ok(())
     }
 
     fn stored(&mut self, key: [u64; 2], position: Position, response: &Response) -> Stored {
@@ -263,13 +263,10 @@ impl Shard {
         Stored {
             key,
             secs: response.submitted_at.secs,
-            answers: pack(&response.answers),
             nanos: response.submitted_at.nanos,
             rid_offset: self.rids.push(rid),
             line: position.line as u32,
             file: position.file as u16,
-            institution: response.institution as u16,
-            district: response.district,
             rid_len: rid.len() as u16,
         }
     }
@@ -285,7 +282,7 @@ impl Shard {
                 response_id: l.response_id.into(),
                 detail: format!(
                     "superseded by response_id {} of the same respondent_key",
-                    String::from_utf8_lossy(self.rid(self.records.get(l.winner as usize)))
+                    text(self.rid(self.records.get(l.winner as usize)))
                 ),
             })
             .collect()
@@ -321,6 +318,11 @@ fn shard_of(key: u128) -> usize {
     ((key >> 64) as usize) & (SHARDS - 1)
 }
 
+/// Entries of `(response_id hash, record)` sorted at a time while looking for repeated
+/// `response_id`s: the kept records are hashed in as many passes as this needs, so the check
+/// costs a bounded few megabytes, not memory per respondent.
+const RID_PASS_ENTRIES: usize = 1 << 20;
+
 impl Deduper {
     /// An empty deduplicator.
     pub fn new() -> Self {
@@ -334,20 +336,9 @@ impl Deduper {
 
     /// Offers a response that passed validation. `position.file` must fit 16 bits and
     /// `position.line` 32 bits (checked by the caller).
-    pub fn push(&self, position: Position, response: &Response) {
+    pub fn push(&self, position: Position, response: &Response) -> Result<(), Full> {
         let mut shard = self.shards[shard_of(response.respondent)].lock().unwrap_or_else(|p| p.into_inner());
-        shard.push(position, response);
-    }
-
-    /// Offers a batch, taking each shard's lock once.
-    pub fn push_all(&self, items: &mut [(Position, Response)]) {
-        items.sort_unstable_by_key(|(_, r)| shard_of(r.respondent));
-        for run in items.chunk_by(|a, b| shard_of(a.1.respondent) == shard_of(b.1.respondent)) {
-            let mut shard = self.shards[shard_of(run[0].1.respondent)].lock().unwrap_or_else(|p| p.into_inner());
-            for (position, response) in run {
-                shard.push(*position, response);
-            }
-        }
+        shard.push(position, response)
     }
 
     /// Settles resubmissions, then repeated `response_id`s among the kept.
@@ -360,76 +351,66 @@ impl Deduper {
         }
         let shards: Vec<ShardStore> =
             shards.into_iter().map(|s| ShardStore { records: s.records, rids: s.rids }).collect();
+        let (dropped, duplicates) = repeated_response_ids(&shards);
+        rejected.extend(duplicates);
+        rejected.par_sort_unstable_by_key(|r| r.position);
+        Deduped { kept: Kept { shards, dropped }, rejected }
+    }
+}
 
-        // Among kept records, the first of each response_id in input order stays. Records are
-        // bucketed by a hash of their response_id, and buckets are settled in parallel.
-        let buckets = SHARDS;
-        let per_shard: Vec<Vec<Vec<u32>>> = shards
+/// Among kept records, the first of each `response_id` in input order stays; the others are
+/// `duplicate_response_id`. Records are hashed by `response_id` in passes (a slice of the hash
+/// space each), sorted by hash, and only records sharing a hash are compared byte for byte.
+/// Returns the global ids of the records dropped (sorted) and their rejections.
+fn repeated_response_ids(shards: &[ShardStore]) -> (Vec<u32>, Vec<DedupRejection>) {
+    let total: usize = shards.iter().map(|s| s.records.len()).sum();
+    let passes = total.div_ceil(RID_PASS_ENTRIES).max(1) as u64;
+    let mut dropped = Vec::new();
+    let mut rejections = Vec::new();
+    let record = |id: u32| {
+        let (shard, index) = split_id(id);
+        (&shards[shard], shards[shard].records.get(index))
+    };
+    for pass in 0..passes {
+        let mut hashed: Vec<(u64, u32)> = shards
             .par_iter()
             .enumerate()
-            .map(|(shard, store)| {
-                let mut out = vec![Vec::new(); buckets];
-                for index in 0..store.records.len() {
-                    let rid = store.rid(store.records.get(index));
-                    let bucket = (xxhash_rust::xxh3::xxh3_64(rid) as usize) & (buckets - 1);
-                    out[bucket].push(global_id(shard, index));
-                }
-                out
+            .flat_map_iter(|(shard, store)| {
+                store.records.iter().enumerate().filter_map(move |(index, s)| {
+                    let hash = xxhash_rust::xxh3::xxh3_64(store.rid(s));
+                    (hash % passes == pass).then(|| (hash, global_id(shard, index)))
+                })
             })
             .collect();
-        let settled: Vec<(Vec<u32>, Vec<DedupRejection>)> = (0..buckets)
-            .into_par_iter()
-            .map(|bucket| {
-                // Gathered per task, so only the buckets being settled are copied at a time.
-                let ids: Vec<u32> = per_shard.iter().flat_map(|b| b[bucket].iter().copied()).collect();
-                let record = |id: u32| {
-                    let (shard, index) = split_id(id);
-                    (&shards[shard], shards[shard].records.get(index))
-                };
-                let mut first: FxHashMap<&[u8], u32> =
-                    FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
-                for &id in &ids {
+        hashed.par_sort_unstable();
+        for run in hashed.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+            // The same hash: compare the ids themselves, first in input order first.
+            let mut ids: Vec<u32> = run.iter().map(|(_, id)| *id).collect();
+            ids.sort_by_key(|id| {
+                let (store, s) = record(*id);
+                (store.rid(s), position_of(s))
+            });
+            for same in ids.chunk_by(|a, b| {
+                let ((sa, a), (sb, b)) = (record(*a), record(*b));
+                sa.rid(a) == sb.rid(b)
+            }) {
+                let kept = position_of(record(same[0]).1);
+                for &id in &same[1..] {
                     let (store, s) = record(id);
-                    let rid = store.rid(s);
-                    let entry = first.entry(rid).or_insert(id);
-                    if position_of(record(*entry).1) > position_of(s) {
-                        *entry = id;
-                    }
+                    let rid = text(store.rid(s));
+                    dropped.push(id);
+                    rejections.push(DedupRejection {
+                        position: position_of(s),
+                        reason: Reason::DuplicateResponseId,
+                        detail: format!("response_id {rid} already accepted (file #{} line {})", kept.file, kept.line),
+                        response_id: rid,
+                    });
                 }
-                let mut keep = Vec::with_capacity(ids.len());
-                let mut dups = Vec::new();
-                for &id in &ids {
-                    let (store, s) = record(id);
-                    let rid = store.rid(s);
-                    let winner = first.get(rid).copied().unwrap_or(id);
-                    if winner == id {
-                        keep.push(id);
-                    } else {
-                        let kept = position_of(record(winner).1);
-                        let text = String::from_utf8_lossy(rid).into_owned();
-                        dups.push(DedupRejection {
-                            position: position_of(s),
-                            reason: Reason::DuplicateResponseId,
-                            detail: format!(
-                                "response_id {text} already accepted (file #{} line {})",
-                                kept.file, kept.line
-                            ),
-                            response_id: text,
-                        });
-                    }
-                }
-                (keep, dups)
-            })
-            .collect();
-        drop(per_shard);
-        let mut keep = Vec::with_capacity(settled.iter().map(|(k, _)| k.len()).sum());
-        for (k, d) in settled {
-            keep.extend(k);
-            rejected.extend(d);
+            }
         }
-        rejected.par_sort_unstable_by_key(|r| r.position);
-        Deduped { accepted: Accepted { shards, keep }, rejected }
     }
+    dropped.sort_unstable();
+    (dropped, rejections)
 }
 
 /// A shard's records after deduplication.
@@ -444,81 +425,43 @@ impl ShardStore {
     }
 }
 
-/// The accepted responses (in no particular order; see [`Accepted::in_input_order`]).
-pub struct Accepted {
+/// The kept responses' identities (their scores were summed as they were read).
+pub struct Kept {
     shards: Vec<ShardStore>,
-    keep: Vec<u32>,
+    /// Winners of their respondent dropped as `duplicate_response_id` (global ids, sorted).
+    dropped: Vec<u32>,
 }
 
-/// What scoring needs of an accepted response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AcceptedResponse {
-    /// Index into the master.
-    pub institution: u32,
-    /// Index into the regions' districts.
-    pub district: u16,
-    /// Behaviour score numerators.
-    pub answers: [u8; BEHAVIOUR_COUNT],
-}
-
-impl Accepted {
-    fn stored(&self, i: usize) -> (&ShardStore, &Stored) {
-        let (shard, index) = split_id(self.keep[i]);
-        (&self.shards[shard], self.shards[shard].records.get(index))
-    }
-
+impl Kept {
     /// Number of accepted responses.
     pub fn len(&self) -> usize {
-        self.keep.len()
+        self.shards.iter().map(|s| s.records.len()).sum::<usize>() - self.dropped.len()
     }
 
     /// True when nothing was accepted.
     pub fn is_empty(&self) -> bool {
-        self.keep.is_empty()
-    }
-
-    /// Institution of the `i`-th accepted response.
-    pub fn institution(&self, i: usize) -> u32 {
-        u32::from(self.stored(i).1.institution)
-    }
-
-    /// The `i`-th accepted response.
-    pub fn get(&self, i: usize) -> AcceptedResponse {
-        let s = self.stored(i).1;
-        AcceptedResponse { institution: u32::from(s.institution), district: s.district, answers: unpack(&s.answers) }
-    }
-
-    /// Position and `response_id` of the `i`-th accepted response.
-    pub fn identity(&self, i: usize) -> (Position, String) {
-        let (store, s) = self.stored(i);
-        (position_of(s), String::from_utf8_lossy(store.rid(s)).into_owned())
+        self.len() == 0
     }
 
     /// Every accepted response's position and `response_id`, in input order.
     pub fn in_input_order(&self) -> Vec<(Position, String)> {
-        let mut all: Vec<_> = (0..self.len()).map(|i| self.identity(i)).collect();
+        let mut all = Vec::with_capacity(self.len());
+        for (shard, store) in self.shards.iter().enumerate() {
+            for (index, s) in store.records.iter().enumerate() {
+                if self.dropped.binary_search(&global_id(shard, index)).is_err() {
+                    all.push((position_of(s), text(store.rid(s))));
+                }
+            }
+        }
         all.sort();
         all
-    }
-
-    /// Builds a set directly (tests and tools): responses with their positions, no
-    /// deduplication.
-    pub fn from_responses(items: &[(Position, Response)]) -> Accepted {
-        let mut shard = Shard::with_capacity(0);
-        let mut records = Blocks::new();
-        for (p, r) in items {
-            let stored = shard.stored(split_key(r.respondent), *p, r);
-            records.push(stored);
-        }
-        let keep = (0..records.len()).map(|i| global_id(0, i)).collect();
-        Accepted { shards: vec![ShardStore { records, rids: shard.rids }], keep }
     }
 }
 
 /// Result of deduplication.
 pub struct Deduped {
-    /// Accepted responses, in input order.
-    pub accepted: Accepted,
+    /// The accepted responses.
+    pub kept: Kept,
     /// Rejections, in input order.
     pub rejected: Vec<DedupRejection>,
 }
@@ -527,9 +470,9 @@ pub struct Deduped {
 mod tests {
     use super::*;
 
-    fn response(rid: &str, key: u128, secs: i64) -> Response {
+    fn response(rid: &str, key: u128, secs: i64) -> Response<'static> {
         Response {
-            response_id: rid.into(),
+            response_id: rid.to_string().into(),
             respondent: key,
             submitted_at: Instant { secs, nanos: 0 },
             institution: 0,
@@ -541,11 +484,11 @@ mod tests {
     fn run(records: &[(&str, u128, i64)]) -> (Vec<String>, Vec<(String, Reason, String)>) {
         let d = Deduper::new();
         for (i, (rid, key, secs)) in records.iter().enumerate() {
-            d.push(Position { file: 0, line: i as u64 + 2 }, &response(rid, *key, *secs));
+            d.push(Position { file: 0, line: i as u64 + 2 }, &response(rid, *key, *secs)).unwrap();
         }
         let out = d.finish();
         (
-            out.accepted.in_input_order().into_iter().map(|(_, rid)| rid).collect(),
+            out.kept.in_input_order().into_iter().map(|(_, rid)| rid).collect(),
             out.rejected.iter().map(|r| (r.response_id.clone(), r.reason, r.detail.clone())).collect(),
         )
     }
@@ -569,11 +512,11 @@ mod tests {
     #[test]
     fn full_tie_keeps_first_in_input_order() {
         let d = Deduper::new();
-        d.push(Position { file: 0, line: 2 }, &response("same", 1, 100));
-        d.push(Position { file: 1, line: 2 }, &response("same", 1, 100));
+        d.push(Position { file: 0, line: 2 }, &response("same", 1, 100)).unwrap();
+        d.push(Position { file: 1, line: 2 }, &response("same", 1, 100)).unwrap();
         let out = d.finish();
-        assert_eq!(out.accepted.len(), 1);
-        assert_eq!(out.accepted.identity(0).0.file, 0);
+        assert_eq!(out.kept.len(), 1);
+        assert_eq!(out.kept.in_input_order()[0].0.file, 0);
         assert_eq!(out.rejected[0].position.file, 1);
         assert_eq!(out.rejected[0].reason, Reason::Superseded);
     }
@@ -581,10 +524,10 @@ mod tests {
     #[test]
     fn full_tie_keeps_first_even_when_offered_late() {
         let d = Deduper::new();
-        d.push(Position { file: 1, line: 2 }, &response("same", 1, 100));
-        d.push(Position { file: 0, line: 9 }, &response("same", 1, 100));
+        d.push(Position { file: 1, line: 2 }, &response("same", 1, 100)).unwrap();
+        d.push(Position { file: 0, line: 9 }, &response("same", 1, 100)).unwrap();
         let out = d.finish();
-        assert_eq!(out.accepted.identity(0).0, Position { file: 0, line: 9 });
+        assert_eq!(out.kept.in_input_order()[0].0, Position { file: 0, line: 9 });
     }
 
     #[test]
@@ -615,24 +558,48 @@ mod tests {
     fn many_respondents_grow_the_table() {
         let d = Deduper::new();
         for i in 0..50_000u128 {
-            d.push(Position { file: 0, line: i as u64 }, &response(&format!("r{i}"), i * 7919, 1));
+            d.push(Position { file: 0, line: i as u64 }, &response(&format!("r{i}"), i * 7919, 1)).unwrap();
         }
         for i in 0..50_000u128 {
-            d.push(Position { file: 1, line: i as u64 }, &response(&format!("s{i}"), i * 7919, 2));
+            d.push(Position { file: 1, line: i as u64 }, &response(&format!("s{i}"), i * 7919, 2)).unwrap();
         }
         let out = d.finish();
-        assert_eq!(out.accepted.len(), 50_000);
+        assert_eq!(out.kept.len(), 50_000);
         assert_eq!(out.rejected.len(), 50_000);
         assert!(out.rejected.iter().all(|r| r.position.file == 0 && r.reason == Reason::Superseded));
     }
 
     #[test]
-    fn answers_pack_and_unpack() {
-        let mut a = [0u8; 21];
-        for (i, v) in a.iter_mut().enumerate() {
-            *v = (i as u8 * 7) % 64;
+    fn repeated_ids_are_found_across_hash_passes() {
+        // More kept records than one pass holds, with repeated ids spread over the hash space.
+        let d = Deduper::new();
+        let n = RID_PASS_ENTRIES as u128 + 5000;
+        for i in 0..n {
+            let rid = format!("r{}", i % (n - 300));
+            d.push(Position { file: 0, line: i as u64 }, &response(&rid, i, 1)).unwrap();
         }
-        assert_eq!(unpack(&pack(&a)), a);
-        assert_eq!(unpack(&pack(&[63; 21])), [63; 21]);
+        let out = d.finish();
+        assert_eq!(out.kept.len() as u128, n - 300);
+        assert_eq!(out.rejected.len(), 300);
+        assert!(out.rejected.iter().all(|r| r.reason == Reason::DuplicateResponseId));
+        assert_eq!(out.rejected[0].position.line as u128, n - 300);
+        assert!(out.rejected[0].detail.ends_with("(file #0 line 0)"), "{}", out.rejected[0].detail);
+    }
+
+    #[test]
+    fn a_probe_past_other_respondents_finds_the_right_one() {
+        // Keys equal in the bits that place them in the table and in the tag.
+        let d = Deduper::new();
+        let keys: Vec<u128> = (0..50u128).map(|i| (i << 100) | 0xAB00_0000_0000_0007).collect();
+        for (i, k) in keys.iter().enumerate() {
+            d.push(Position { file: 0, line: i as u64 }, &response(&format!("a{i}"), *k, 1)).unwrap();
+        }
+        for (i, k) in keys.iter().enumerate() {
+            d.push(Position { file: 1, line: i as u64 }, &response(&format!("b{i}"), *k, 2)).unwrap();
+        }
+        let out = d.finish();
+        let kept: Vec<String> = out.kept.in_input_order().into_iter().map(|(_, r)| r).collect();
+        assert_eq!(kept, (0..50).map(|i| format!("b{i}")).collect::<Vec<_>>());
+        assert_eq!(out.rejected.len(), 50);
     }
 }

@@ -3,14 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant as Clock;
 
 use chrono::{SecondsFormat, Utc};
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::dedupe::{Accepted, DedupRejection, Deduper, Position};
+use crate::config::Instrument;
+use crate::dedupe::{DedupRejection, Deduper, Position};
 use crate::error::{Error, Result};
 use crate::estimate::{estimate_domains, estimate_institutions, Domains, InstitutionEstimate, Params, Previous};
 use crate::ingest::chunk::Chunk;
@@ -22,9 +23,9 @@ use crate::publish::parquet::FileMeta;
 use crate::publish::{layout, previous, quarantine_staging, stage_tables, write_marker, TableReport, Tables};
 use crate::quarantine::{self, raw_text, QuarantineRecord};
 use crate::reference::{Master, Regions};
-use crate::score::{score, Scale};
+use crate::score::{InstitutionSums, Scale, Tally};
 use crate::testhooks;
-use crate::validate::{validate, Context, Reason};
+use crate::validate::{validate, Context, Reason, Response};
 
 /// The crate version written into files and manifests.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -69,6 +70,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Seconds spent.
     pub seconds: f64,
+    /// Seconds spent per phase, in order.
+    pub phases: Vec<(&'static str, f64)>,
     /// Bytes read from input files.
     pub bytes_read: u64,
     /// Recovery done at start.
@@ -79,14 +82,39 @@ struct FileTally {
     records_read: u64,
     by_reason: BTreeMap<Reason, u64>,
     sha256: String,
+    /// xxh3 of the file's bytes, to check a second read against.
+    quick: u64,
     bytes: u64,
 }
 
 /// The result of reading and checking every input.
 struct Checked {
-    accepted: Accepted,
+    phases: Phases,
+    /// Accepted responses.
+    accepted: u64,
+    /// Their sums per institution and work district.
+    sums: Vec<InstitutionSums>,
     quarantine: Vec<QuarantineRecord>,
     tallies: Vec<FileTally>,
+}
+
+/// Wall time per phase, for the summary and the benchmark's profile.
+struct Phases {
+    since: Clock,
+    done: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases { since: Clock::now(), done: Vec::new() }
+    }
+
+    /// Ends the phase `name`, which ran since the previous mark.
+    fn mark(&mut self, name: &'static str) {
+        let now = Clock::now();
+        self.done.push((name, now.duration_since(self.since).as_secs_f64()));
+        self.since = now;
+    }
 }
 
 /// Runs `aggregate` (publish) or `validate`.
@@ -127,7 +155,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
         (None, commit::Recovered::default())
     };
 
-    let checked = read_and_check(cfg, &master, &regions, &discovery.files, &mut progress)?;
+    let mut checked = read_and_check(cfg, &master, &regions, &discovery.files, &mut progress)?;
+    let mut phases = std::mem::replace(&mut checked.phases, Phases::start());
     let mut report = account(&discovery, &checked, &master);
     report.recovered = recovered;
     report.bytes_read = checked.tallies.iter().map(|t| t.bytes).sum();
@@ -157,14 +186,14 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
         suppression_min_n: cfg.estimation.suppression_min_n,
     };
     progress.phase("scoring", master.len() as u64, false);
-    let sums = score(&checked.accepted, master.len(), cfg.survey.instrument);
-    drop(checked.accepted);
+    let sums = std::mem::take(&mut checked.sums);
     let previous = if opts.publish { previous::load(warehouse, cfg.year - 1)? } else { Previous::default() };
     let institutions = estimate_institutions(&master, &sums, &scale, &params, &previous);
     let domains = estimate_domains(&master, &regions, &sums, &institutions, &scale, &params, &previous);
     progress.set(master.len() as u64);
     progress.finish();
     summarise_estimates(&mut report, &institutions, &domains, &master);
+    phases.mark("estimate");
 
     if opts.publish {
         testhooks::point("before-publish");
@@ -182,7 +211,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report> {
         };
         publish(&publication, &mut report)?;
         progress.finish();
+        phases.mark("publish");
     }
+    report.phases = phases.done;
     drop(lock);
     report.seconds = clock.elapsed().as_secs_f64();
     Ok(report)
@@ -221,46 +252,58 @@ fn file_meta(cfg: &Config, opts: &RunOptions) -> FileMeta {
 /// Chunks validated together; the reading thread fills the next ones meanwhile.
 const GROUP: usize = 8;
 
-/// What the workers made of one chunk (its accepted responses went to deduplication).
+/// What the workers made of one chunk (its accepted responses went to deduplication and
+/// to the worker's tally).
 #[derive(Default)]
 struct ChunkOutcome {
     rejected: Vec<QuarantineRecord>,
     records: u64,
     /// A line number past what deduplication can hold (2³²): the run must stop.
     line_overflow: bool,
+    /// More respondents than deduplication can hold: the run must stop.
+    full: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn process_chunk(
-    chunk: &Chunk,
+/// What every chunk of a file is checked with.
+struct FileJob<'a> {
     format: Format,
     delimiter: u8,
-    layout: &Layout,
-    ctx: &Context,
+    layout: &'a Layout,
+    ctx: &'a Context<'a>,
+    instrument: Instrument,
     file: u32,
-    name: &Arc<str>,
-    deduper: &Deduper,
-) -> ChunkOutcome {
+    name: Arc<str>,
+    deduper: &'a Deduper,
+    /// One tally per worker thread (and one for callers outside the pool).
+    tallies: &'a [Mutex<Tally>],
+}
+
+fn process_chunk(chunk: &Chunk, job: &FileJob) -> ChunkOutcome {
     thread_local! {
         static SCRATCH: std::cell::RefCell<RawRecord> = std::cell::RefCell::new(RawRecord::default());
     }
+    let worker = rayon::current_thread_index().unwrap_or(job.tallies.len() - 1).min(job.tallies.len() - 1);
+    let mut tally = job.tallies[worker].lock().unwrap_or_else(|p| p.into_inner());
     SCRATCH.with(|scratch| {
         let mut rec = scratch.borrow_mut();
         let mut out = ChunkOutcome { records: chunk.spans.len() as u64, ..ChunkOutcome::default() };
-        let mut accepted = Vec::with_capacity(chunk.spans.len());
         for i in 0..chunk.spans.len() {
-            chunk.record_into(i, format, delimiter, &mut rec);
-            match validate(&rec, layout, ctx) {
+            chunk.record_into(i, job.format, job.delimiter, &mut rec);
+            match validate(&rec, job.layout, job.ctx) {
                 Ok(response) => {
                     if rec.line > u64::from(u32::MAX) {
                         out.line_overflow = true;
                         continue;
                     }
-                    accepted.push((Position { file, line: rec.line }, response));
+                    if job.deduper.push(Position { file: job.file, line: rec.line }, &response).is_err() {
+                        out.full = true;
+                        continue;
+                    }
+                    tally.add(&response, job.instrument);
                 }
                 Err(rejection) => out.rejected.push(QuarantineRecord {
-                    file,
-                    source_file: Arc::clone(name),
+                    file: job.file,
+                    source_file: Arc::clone(&job.name),
                     line_number: rec.line,
                     response_id: rejection.response_id,
                     reason: rejection.reason,
@@ -269,7 +312,6 @@ fn process_chunk(
                 }),
             }
         }
-        deduper.push_all(&mut accepted);
         out
     })
 }
@@ -284,19 +326,32 @@ fn read_and_check(
     if files.len() > usize::from(u16::MAX) {
         return Err(Error::Usage(format!("{} input files: at most {} per run", files.len(), u16::MAX)));
     }
+    let mut phases = Phases::start();
     let ctx = Context::new(cfg.year, master, regions, &cfg.survey);
     let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
     // A CSV record is ~180 bytes; a low guess keeps the table small (it doubles if needed).
     let deduper = Deduper::with_capacity((total_bytes / 256) as usize);
+    let worker_tallies: Vec<Mutex<Tally>> =
+        (0..=rayon::current_num_threads()).map(|_| Mutex::new(Tally::default())).collect();
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut tallies = Vec::with_capacity(files.len());
     let mut done_bytes = 0u64;
     progress.phase("reading", total_bytes, true);
     for (index, file) in files.iter().enumerate() {
         let (mut chunks, layout, fingerprint) = RecordReader::open(file, cfg.survey.instrument)?.into_chunks();
-        let delimiter = chunks.delimiter();
-        let name: Arc<str> = Arc::from(file.rel_path.as_str());
-        let mut tally = FileTally { records_read: 0, by_reason: BTreeMap::new(), sha256: String::new(), bytes: 0 };
+        let job = FileJob {
+            format: file.format,
+            delimiter: chunks.delimiter(),
+            layout: &layout,
+            ctx: &ctx,
+            instrument: cfg.survey.instrument,
+            file: index as u32,
+            name: Arc::from(file.rel_path.as_str()),
+            deduper: &deduper,
+            tallies: &worker_tallies,
+        };
+        let mut tally =
+            FileTally { records_read: 0, by_reason: BTreeMap::new(), sha256: String::new(), quick: 0, bytes: 0 };
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = mpsc::sync_channel::<std::io::Result<Chunk>>(GROUP);
             let (recycle, recycled) = mpsc::channel::<Chunk>();
@@ -328,14 +383,14 @@ fn read_and_check(
                         }
                     }
                 }
-                let outcomes: Vec<ChunkOutcome> = group
-                    .par_iter()
-                    .map(|c| process_chunk(c, file.format, delimiter, &layout, &ctx, index as u32, &name, &deduper))
-                    .collect();
+                let outcomes: Vec<ChunkOutcome> = group.par_iter().map(|c| process_chunk(c, &job)).collect();
                 for outcome in outcomes {
                     tally.records_read += outcome.records;
                     if outcome.line_overflow {
                         return Err(Error::Usage(format!("{}: more than {} lines", file.path.display(), u32::MAX)));
+                    }
+                    if outcome.full {
+                        return Err(Error::Usage("more respondents than one run can deduplicate (about 10^9)".into()));
                     }
                     for rejection in outcome.rejected {
                         *tally.by_reason.entry(rejection.reason).or_default() += 1;
@@ -351,9 +406,9 @@ fn read_and_check(
             }
             Ok(())
         })?;
-        let (bytes, sha256) = fingerprint
+        let (bytes, sha256, quick) = fingerprint
             .lock()
-            .map(|f| (f.bytes, f.sha256()))
+            .map(|f| (f.bytes, f.sha256(), f.quick()))
             .map_err(|_| Error::Usage("internal: fingerprint lock poisoned".into()))?;
         if bytes != file.bytes {
             return Err(Error::InputChanged {
@@ -363,14 +418,24 @@ fn read_and_check(
         }
         done_bytes += bytes;
         tally.sha256 = sha256;
+        tally.quick = quick;
         tally.bytes = bytes;
         tallies.push(tally);
     }
     progress.finish();
+    phases.mark("read+validate");
 
     let deduped = deduper.finish();
-    let dedup_records = recollect_raw(cfg, files, &deduped.rejected, &tallies)?;
-    for (r, raw) in deduped.rejected.iter().zip(dedup_records) {
+    let accepted = deduped.kept.len() as u64;
+    drop(deduped.kept);
+    phases.mark("dedupe");
+    let mut sums = Tally::default();
+    for t in worker_tallies {
+        sums.merge(t.into_inner().unwrap_or_else(|p| p.into_inner()));
+    }
+    let reread = reread_rejected(cfg, &ctx, files, &deduped.rejected, &tallies)?;
+    for (r, (raw, response)) in deduped.rejected.iter().zip(reread) {
+        sums.remove(&response, cfg.survey.instrument);
         let tally = &mut tallies[r.position.file as usize];
         *tally.by_reason.entry(r.reason).or_default() += 1;
         quarantine.push(QuarantineRecord {
@@ -384,47 +449,78 @@ fn read_and_check(
         });
     }
     quarantine.sort_by_key(|q| (q.file, q.line_number));
-    Ok(Checked { accepted: deduped.accepted, quarantine, tallies })
+    let sums = sums.into_institutions(master.len());
+    phases.mark("re-read");
+    Ok(Checked { phases, accepted, sums, quarantine, tallies })
 }
 
-/// The raw text of records rejected by deduplication: those records were valid when read,
-/// so their text was not kept; the files holding them are read once more (and must not have
-/// changed in between).
-fn recollect_raw(
+/// The records rejected by deduplication, read once more: their raw text (they were valid
+/// when read, so it was not kept) and their responses (added to the tallies when read, to be
+/// taken out now). Files are re-read in parallel and must not have changed in between.
+fn reread_rejected(
     cfg: &Config,
+    ctx: &Context,
     files: &[InputFile],
     rejected: &[DedupRejection],
     tallies: &[FileTally],
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, Response<'static>)>> {
     let mut wanted: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for r in rejected {
         wanted.entry(r.position.file).or_default().push(r.position.line);
     }
-    let mut found: HashMap<Position, String> = HashMap::with_capacity(rejected.len());
-    for (file_index, mut lines) in wanted {
-        lines.sort_unstable();
-        let file = &files[file_index as usize];
-        let (mut chunks, _, fingerprint) = RecordReader::open(file, cfg.survey.instrument)?.into_chunks();
-        let mut chunk = Chunk::default();
-        let mut next = 0;
-        // Boundaries only: no field is split, so this pass runs at memchr speed.
-        while chunks.next_chunk(&mut chunk).map_err(|e| ingest::read_error(&file.path, file.gzip, e))? {
-            for (i, span) in chunk.spans.iter().enumerate() {
-                if next < lines.len() && span.line == lines[next] {
-                    found.insert(Position { file: file_index, line: span.line }, raw_text(chunk.raw(i)));
-                    next += 1;
+    let per_file: Vec<Result<Vec<(Position, String, Response<'static>)>>> = wanted
+        .into_par_iter()
+        .map(|(file_index, mut lines)| {
+            lines.sort_unstable();
+            let file = &files[file_index as usize];
+            let changed = |detail: &str| Error::InputChanged { path: file.path.clone(), detail: detail.into() };
+            let (mut chunks, layout, fingerprint) = RecordReader::reopen(file, cfg.survey.instrument)?.into_chunks();
+            let delimiter = chunks.delimiter();
+            let mut chunk = Chunk::default();
+            let mut rec = RawRecord::default();
+            let mut found = Vec::with_capacity(lines.len());
+            // Boundaries first (memchr speed); only the wanted records are split and checked.
+            while chunks.next_chunk(&mut chunk).map_err(|e| ingest::read_error(&file.path, file.gzip, e))? {
+                for (i, span) in chunk.spans.iter().enumerate() {
+                    if found.len() < lines.len() && span.line == lines[found.len()] {
+                        chunk.record_into(i, file.format, delimiter, &mut rec);
+                        let response = validate(&rec, &layout, ctx)
+                            .map_err(|_| changed("a record valid at the first read is not at the second"))?;
+                        let position = Position { file: file_index, line: span.line };
+                        found.push((position, raw_text(chunk.raw(i)), response.into_owned()));
+                    }
                 }
             }
-        }
-        let sha = fingerprint.lock().map(|f| f.sha256()).unwrap_or_default();
-        if sha != tallies[file_index as usize].sha256 || next < lines.len() {
-            return Err(Error::InputChanged {
-                path: file.path.clone(),
-                detail: "content differs between two reads".into(),
-            });
+            let (bytes, quick) = fingerprint.lock().map(|f| (f.bytes, f.quick())).unwrap_or_default();
+            let first = &tallies[file_index as usize];
+            if bytes != first.bytes || quick != first.quick || found.len() < lines.len() {
+                return Err(changed("content differs between two reads"));
+            }
+            Ok(found)
+        })
+        .collect();
+    let mut by_position: HashMap<Position, (String, Response<'static>)> = HashMap::with_capacity(rejected.len());
+    for found in per_file {
+        for (position, raw, response) in found? {
+            by_position.insert(position, (raw, response));
         }
     }
-    Ok(rejected.iter().map(|r| found.remove(&r.position).unwrap_or_default()).collect())
+    rejected
+        .iter()
+        .map(|r| {
+            let (raw, response) = by_position.remove(&r.position).ok_or_else(|| Error::InputChanged {
+                path: files[r.position.file as usize].path.clone(),
+                detail: format!("line {} not found at the second read", r.position.line),
+            })?;
+            if *response.response_id != r.response_id {
+                return Err(Error::InputChanged {
+                    path: files[r.position.file as usize].path.clone(),
+                    detail: format!("line {} holds another response_id at the second read", r.position.line),
+                });
+            }
+            Ok((raw, response))
+        })
+        .collect()
 }
 
 fn account(discovery: &ingest::Discovery, checked: &Checked, master: &Master) -> Report {
@@ -456,7 +552,7 @@ fn account(discovery: &ingest::Discovery, checked: &Checked, master: &Master) ->
     } else {
         (totals.quarantined - superseded) as f64 / totals.records_read as f64
     };
-    debug_assert_eq!(totals.accepted as usize, checked.accepted.len());
+    debug_assert_eq!(totals.accepted, checked.accepted);
     Report {
         inputs,
         ignored: discovery.ignored.clone(),
@@ -465,6 +561,7 @@ fn account(discovery: &ingest::Discovery, checked: &Checked, master: &Master) ->
         tables: BTreeMap::new(),
         warnings: Vec::new(),
         seconds: 0.0,
+        phases: Vec::new(),
         bytes_read: 0,
         recovered: commit::Recovered::default(),
     }
@@ -633,6 +730,10 @@ pub fn print_summary(report: &Report, published: bool) {
         t.records_read as f64 / secs,
         report.bytes_read as f64 / 1e6 / secs
     );
+    if !report.phases.is_empty() {
+        let parts: Vec<String> = report.phases.iter().map(|(name, s)| format!("{name} {s:.2}s")).collect();
+        println!("  phases         {}", parts.join(", "));
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }

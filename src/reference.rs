@@ -30,7 +30,8 @@ pub struct Regions {
     pub provinces: BTreeMap<String, String>,
     /// Districts sorted by code.
     pub districts: Vec<District>,
-    by_number: HashMap<u16, u16>,
+    /// District index by four-digit code (a direct table: looked up once per record).
+    by_number: Vec<u16>,
 }
 
 impl Regions {
@@ -67,7 +68,7 @@ impl Regions {
             }
         }
         districts.sort_by(|a, b| a.code.cmp(&b.code));
-        let mut by_number = HashMap::new();
+        let mut by_number = vec![NO_DISTRICT; 10_000];
         for (i, d) in districts.iter().enumerate() {
             if !provinces.contains_key(&d.province_code) {
                 return Err(Error::Reference {
@@ -76,8 +77,8 @@ impl Regions {
                     problem: format!("district {} names unknown province {}", d.code, d.province_code),
                 });
             }
-            let number: u16 = d.code.parse().unwrap_or(0);
-            if by_number.insert(number, i as u16).is_some() {
+            let number = usize::from(d.code.parse::<u16>().unwrap_or(0)).min(by_number.len() - 1);
+            if std::mem::replace(&mut by_number[number], i as u16) != NO_DISTRICT {
                 return Err(Error::Reference {
                     path: path.into(),
                     line: 0,
@@ -90,7 +91,7 @@ impl Regions {
 
     /// Index into `districts` of a normalised four-digit code.
     pub fn district_index(&self, code: u16) -> Option<u16> {
-        self.by_number.get(&code).copied()
+        self.by_number.get(usize::from(code)).copied().filter(|i| *i != NO_DISTRICT)
     }
 
     /// Index into `districts` of a code written as `3319` or `33.19`.
@@ -106,15 +107,13 @@ impl Regions {
 
 /// `3319` or `33.19` → 3319; anything else is `None`.
 pub fn normalise_district(text: &str) -> Option<u16> {
-    let t = text.trim();
-    let digits: String = match t.len() {
-        4 if t.bytes().all(|b| b.is_ascii_digit()) => t.to_string(),
-        5 if t.as_bytes()[2] == b'.' && t[..2].bytes().chain(t[3..].bytes()).all(|b| b.is_ascii_digit()) => {
-            format!("{}{}", &t[..2], &t[3..])
-        }
+    let t = text.trim().as_bytes();
+    let digits: [u8; 4] = match *t {
+        [a, b, c, d] => [a, b, c, d],
+        [a, b, b'.', c, d] => [a, b, c, d],
         _ => return None,
     };
-    digits.parse().ok()
+    digits.iter().try_fold(0u16, |acc, d| d.is_ascii_digit().then(|| acc * 10 + u16::from(d - b'0')))
 }
 
 fn is_digits(s: &str, len: usize) -> bool {
@@ -291,6 +290,9 @@ impl Master {
         self.institutions.is_empty()
     }
 }
+
+/// Marks a four-digit number that is not a district.
+const NO_DISTRICT: u16 = u16::MAX;
 
 /// An integer as the spec defines it: optional sign, then digits only.
 pub fn parse_int(text: &str) -> Option<i64> {

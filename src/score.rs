@@ -12,8 +12,7 @@ use rustc_hash::FxHashMap;
 
 use crate::catalogue::{BEHAVIOUR_COUNT, VALUE_COUNT};
 use crate::config::Instrument;
-use crate::dedupe::Accepted;
-use crate::validate::value_numerators;
+use crate::validate::{value_numerators, Response};
 
 /// The denominators that turn numerators into scores in [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,16 +57,25 @@ pub struct Sums {
 impl Sums {
     /// Adds one respondent.
     pub fn add(&mut self, answers: &[u8; BEHAVIOUR_COUNT], instrument: Instrument) {
+        self.apply(answers, instrument, |acc, v| *acc += v);
+    }
+
+    /// Takes out a respondent added before (one that deduplication later rejected).
+    pub fn remove(&mut self, answers: &[u8; BEHAVIOUR_COUNT], instrument: Instrument) {
+        self.apply(answers, instrument, |acc, v| *acc -= v);
+    }
+
+    fn apply(&mut self, answers: &[u8; BEHAVIOUR_COUNT], instrument: Instrument, op: impl Fn(&mut u64, u64)) {
         let x = value_numerators(answers, instrument);
         let s: u64 = x.iter().map(|v| u64::from(*v)).sum();
-        self.n += 1;
-        self.overall += s;
-        self.overall_sq += s * s;
+        op(&mut self.n, 1);
+        op(&mut self.overall, s);
+        op(&mut self.overall_sq, s * s);
         for (acc, v) in self.values.iter_mut().zip(x) {
-            *acc += u64::from(v);
+            op(acc, u64::from(v));
         }
         for (acc, a) in self.behaviours.iter_mut().zip(answers) {
-            *acc += u64::from(*a);
+            op(acc, u64::from(*a));
         }
     }
 
@@ -106,65 +114,96 @@ pub struct InstitutionSums {
     pub cells: Vec<(u16, Sums)>,
 }
 
-/// Sums every institution's respondents per work district. Respondents are scored in
-/// parallel (rayon splits the input into ranges, each summed into its own cell map); the
-/// integer sums then merge per institution, exactly and in any order.
-/// Returns one entry per institution of the master (empty for institutions without respondents).
-pub fn score(accepted: &Accepted, institutions: usize, instrument: Instrument) -> Vec<InstitutionSums> {
-    // A few ranges per thread: each holds a cell map, so their number bounds the memory.
-    let min_len = (accepted.len() / (4 * rayon::current_num_threads())).max(4096);
-    let cells: FxHashMap<u32, Sums> = (0..accepted.len())
-        .into_par_iter()
-        .with_min_len(min_len)
-        .fold(FxHashMap::default, |mut cells: FxHashMap<u32, Sums>, i| {
-            let r = accepted.get(i);
-            cells.entry((r.institution << 16) | u32::from(r.district)).or_default().add(&r.answers, instrument);
-            cells
+/// Running sums per (institution, work district) cell. Responses are added as soon as they
+/// pass validation (each reading thread keeps its own tally) and taken out again when
+/// deduplication rejects them; integer sums make the result exact and independent of the
+/// order and the thread count.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    cells: FxHashMap<u32, Sums>,
+}
+
+fn cell_key(institution: u32, district: u16) -> u32 {
+    (institution << 16) | u32::from(district)
+}
+
+impl Tally {
+    /// Adds an accepted response.
+    pub fn add(&mut self, response: &Response, instrument: Instrument) {
+        self.cells
+            .entry(cell_key(response.institution, response.district))
+            .or_default()
+            .add(&response.answers, instrument);
+    }
+
+    /// Takes out a response added before.
+    pub fn remove(&mut self, response: &Response, instrument: Instrument) {
+        self.cells
+            .entry(cell_key(response.institution, response.district))
+            .or_default()
+            .remove(&response.answers, instrument);
+    }
+
+    /// Adds another tally.
+    pub fn merge(&mut self, other: Tally) {
+        for (key, sums) in other.cells {
+            self.cells.entry(key).or_default().merge(&sums);
+        }
+    }
+
+    /// One entry per institution of the master (empty for institutions without respondents).
+    pub fn into_institutions(self, institutions: usize) -> Vec<InstitutionSums> {
+        let mut out = vec![InstitutionSums::default(); institutions];
+        let mut cells: Vec<(u32, Sums)> = self.cells.into_iter().filter(|(_, sums)| sums.n > 0).collect();
+        cells.sort_unstable_by_key(|(key, _)| *key);
+        for (key, sums) in cells {
+            let inst = &mut out[(key >> 16) as usize];
+            inst.cells.push(((key & 0xffff) as u16, sums));
+            inst.total.merge(&sums);
+        }
+        out
+    }
+}
+
+/// Sums a set of accepted responses (tests and tools; the pipeline tallies as it reads).
+pub fn score(responses: &[Response], institutions: usize, instrument: Instrument) -> Vec<InstitutionSums> {
+    let tally = responses
+        .par_iter()
+        .fold(Tally::default, |mut tally, r| {
+            tally.add(r, instrument);
+            tally
         })
-        .reduce(FxHashMap::default, |mut a, b| {
-            for (key, sums) in b {
-                a.entry(key).or_default().merge(&sums);
-            }
+        .reduce(Tally::default, |mut a, b| {
+            a.merge(b);
             a
         });
-    let mut out = vec![InstitutionSums::default(); institutions];
-    let mut keys: Vec<u32> = cells.keys().copied().collect();
-    keys.sort_unstable();
-    for key in keys {
-        let sums = cells[&key];
-        let inst = &mut out[(key >> 16) as usize];
-        inst.cells.push(((key & 0xffff) as u16, sums));
-        inst.total.merge(&sums);
-    }
-    out
+    tally.into_institutions(institutions)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dedupe::Position;
-    use crate::validate::{Instant, Response};
+    use crate::validate::Instant;
 
-    fn kept(institution: u32, district: u16, picks: &[usize]) -> (Position, Response) {
+    fn kept(institution: u32, district: u16, picks: &[usize]) -> Response<'static> {
         let mut answers = [0u8; 21];
         for p in picks {
             answers[*p] = 1;
         }
-        let response = Response {
-            response_id: "r".into(),
+        Response {
+            response_id: "r".to_string().into(),
             respondent: 0,
             submitted_at: Instant { secs: 0, nanos: 0 },
             institution,
             district,
             answers,
-        };
-        (Position { file: 0, line: 0 }, response)
+        }
     }
 
     #[test]
     fn votes_numerators_per_cell() {
         // BP1+BP2 count once for bp; AD3 for ad.
-        let acc = Accepted::from_responses(&[kept(1, 5, &[0, 1, 17]), kept(1, 3, &[3]), kept(1, 5, &[])]);
+        let acc = [kept(1, 5, &[0, 1, 17]), kept(1, 3, &[3]), kept(1, 5, &[])];
         let sums = score(&acc, 3, Instrument::Votes);
         assert_eq!(sums[0], InstitutionSums::default());
         let s = &sums[1];
@@ -174,6 +213,19 @@ mod tests {
         assert_eq!(s.total.values, [1, 1, 0, 0, 0, 1, 0]);
         assert_eq!(s.total.behaviours[0], 1);
         assert_eq!(s.cells.iter().map(|(d, c)| (*d, c.n)).collect::<Vec<_>>(), [(3, 1), (5, 2)]);
+    }
+
+    #[test]
+    fn removing_a_response_undoes_adding_it() {
+        let (a, b) = (kept(2, 7, &[0, 4, 20]), kept(2, 9, &[3]));
+        let mut tally = Tally::default();
+        tally.add(&a, Instrument::Votes);
+        tally.add(&b, Instrument::Votes);
+        tally.remove(&b, Instrument::Votes);
+        let got = tally.into_institutions(3);
+        assert_eq!(got, score(&[a], 3, Instrument::Votes));
+        // The emptied cell is gone, not kept with n = 0.
+        assert_eq!(got[2].cells.len(), 1);
     }
 
     #[test]
@@ -203,7 +255,7 @@ mod tests {
     #[test]
     fn result_does_not_depend_on_threads() {
         let items: Vec<_> = (0..500).map(|i| kept(i % 7, (i % 13) as u16, &[(i % 21) as usize])).collect();
-        let acc = Accepted::from_responses(&items);
+        let acc = items;
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()

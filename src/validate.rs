@@ -94,11 +94,12 @@ pub struct Instant {
     pub nanos: u32,
 }
 
-/// An accepted response, reduced to what deduplication and scoring need.
+/// An accepted response, reduced to what deduplication and scoring need. It borrows the
+/// `response_id` from the record when it can (CSV), so accepting a record allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
+pub struct Response<'r> {
     /// Trimmed `response_id`.
-    pub response_id: Box<str>,
+    pub response_id: Cow<'r, str>,
     /// 128-bit hash of the trimmed `respondent_key` (see ARCHITECTURE.md on collisions).
     pub respondent: u128,
     /// `submitted_at`.
@@ -109,6 +110,13 @@ pub struct Response {
     pub district: u16,
     /// Behaviour score numerators in catalogue order: votes 0/1, likert `answer − likert_min`.
     pub answers: [u8; BEHAVIOUR_COUNT],
+}
+
+impl Response<'_> {
+    /// The same response, owning its `response_id`.
+    pub fn into_owned(self) -> Response<'static> {
+        Response { response_id: Cow::Owned(self.response_id.into_owned()), ..self }
+    }
 }
 
 /// A rejected record.
@@ -131,6 +139,18 @@ pub struct Context<'a> {
     /// Votes catalogue: upper-case code → index (behaviours 0..21 in catalogue order, then
     /// the distractors).
     catalogue: FxHashMap<Vec<u8>, u8>,
+    /// The same for codes of at most 7 bytes, keyed by [`short_code`]: one multiply to hash
+    /// instead of a byte-string hash, for the several picks of every record.
+    short_catalogue: FxHashMap<u64, u8>,
+}
+
+/// An ASCII code of at most 7 bytes, upper-cased and packed with its length into one word.
+fn short_code(code: &[u8]) -> Option<u64> {
+    if code.len() > 7 || !code.is_ascii() {
+        return None;
+    }
+    let packed = code.iter().rev().fold(0u64, |acc, b| (acc << 8) | u64::from(b.to_ascii_uppercase()));
+    Some(packed | ((code.len() as u64) << 56))
 }
 
 impl<'a> Context<'a> {
@@ -142,8 +162,9 @@ impl<'a> Context<'a> {
             .chain(rules.distractors.iter().map(|d| d.as_bytes().to_vec()))
             .enumerate()
             .map(|(i, code)| (code, i as u8))
-            .collect();
-        Context { year, master, regions, rules, catalogue }
+            .collect::<FxHashMap<Vec<u8>, u8>>();
+        let short_catalogue = catalogue.iter().filter_map(|(code, i)| Some((short_code(code)?, *i))).collect();
+        Context { year, master, regions, rules, catalogue, short_catalogue }
     }
 }
 
@@ -166,9 +187,8 @@ fn reject(reason: Reason, detail: impl Into<String>, response_id: Option<String>
 }
 
 /// Validates one record.
-pub fn validate(rec: &RawRecord, layout: &Layout, ctx: &Context) -> Result<Response, Rejection> {
-    let json;
-    let fields = match layout {
+pub fn validate<'r>(rec: &'r RawRecord, layout: &Layout, ctx: &Context) -> Result<Response<'r>, Rejection> {
+    match layout {
         Layout::Csv { columns, width } => {
             if let Some(fault) = rec.fault {
                 return Err(reject(Reason::MalformedRow, format!("broken quoting: {fault}"), None));
@@ -179,7 +199,7 @@ pub fn validate(rec: &RawRecord, layout: &Layout, ctx: &Context) -> Result<Respo
             if std::str::from_utf8(&rec.raw).is_err() {
                 return Err(reject(Reason::InvalidEncoding, "record is not valid UTF-8", None));
             }
-            csv_fields(rec, columns)
+            check(&csv_fields(rec, columns), ctx)
         }
         Layout::Jsonl => {
             let Ok(text) = std::str::from_utf8(&rec.raw) else {
@@ -188,7 +208,7 @@ pub fn validate(rec: &RawRecord, layout: &Layout, ctx: &Context) -> Result<Respo
             if let Some(fault) = rec.fault {
                 return Err(reject(Reason::MalformedRow, fault, None));
             }
-            json = match serde_json::from_str::<Value>(text) {
+            let json = match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(map)) => map,
                 Ok(other) => {
                     return Err(reject(
@@ -199,10 +219,9 @@ pub fn validate(rec: &RawRecord, layout: &Layout, ctx: &Context) -> Result<Respo
                 }
                 Err(e) => return Err(reject(Reason::MalformedRow, format!("invalid JSON: {e}"), None)),
             };
-            json_fields(&json)
+            check(&json_fields(&json), ctx).map(Response::into_owned)
         }
-    };
-    check(&fields, ctx)
+    }
 }
 
 fn csv_fields<'r>(rec: &'r RawRecord, columns: &[Option<usize>; FIELD_COUNT]) -> Fields<'r> {
@@ -269,7 +288,7 @@ fn json_fields(map: &serde_json::Map<String, Value>) -> Fields<'_> {
     fields
 }
 
-fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
+fn check<'r>(fields: &Fields<'r>, ctx: &Context) -> Result<Response<'r>, Rejection> {
     let rules = ctx.rules;
     // Only a rejection needs the response_id as an owned string.
     let rid = || match &fields[RESPONSE_ID] {
@@ -301,13 +320,11 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
     };
 
     let response_id_text = required_text(RESPONSE_ID)?;
-    let n = response_id_text.chars().count();
-    if n > 64 {
+    if let Some(n) = too_many_chars(response_id_text, 64) {
         return Err(invalid(RESPONSE_ID, format!("{n} characters, at most 64 allowed")));
     }
     let respondent_key = required_text(RESPONDENT_KEY)?;
-    let n = respondent_key.chars().count();
-    if n > 128 {
+    if let Some(n) = too_many_chars(respondent_key, 128) {
         return Err(invalid(RESPONDENT_KEY, format!("{n} characters, at most 128 allowed")));
     }
     let submitted_text = required_text(SUBMITTED_AT)?;
@@ -336,23 +353,21 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
         },
     };
     let mut answers = [0u8; BEHAVIOUR_COUNT];
-    let picks: Vec<Cow<str>> = match rules.instrument {
+    // The votes, as a count and the field they are read from (picked apart after the region
+    // checks, which take precedence).
+    let picks: Picks = match rules.instrument {
         Instrument::Votes => match &fields[CURRENT_CULTURE] {
-            FieldValue::Text(t) => t.split('|').map(Cow::Borrowed).collect(),
+            FieldValue::Text(t) => Picks::Text(t),
             FieldValue::List(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    match item {
-                        Some(s) => out.push(Cow::Borrowed(s.as_str())),
-                        None => return Err(invalid(CURRENT_CULTURE, "an array element is not a string".into())),
-                    }
+                if items.iter().any(Option::is_none) {
+                    return Err(invalid(CURRENT_CULTURE, "an array element is not a string".into()));
                 }
-                out
+                Picks::List(items)
             }
             FieldValue::NotScalar(kind) => {
                 return Err(invalid(CURRENT_CULTURE, format!("{kind} is not a list of codes")))
             }
-            FieldValue::Absent => Vec::new(),
+            FieldValue::Absent => Picks::None,
         },
         Instrument::Likert => {
             let range = rules.likert_min..=rules.likert_max;
@@ -369,7 +384,7 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
                     }
                 }
             }
-            Vec::new()
+            Picks::None
         }
     };
 
@@ -405,36 +420,47 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
 
     // invalid_picks.
     if rules.instrument == Instrument::Votes {
-        if picks.is_empty() {
+        let count = picks.count();
+        if count == 0 {
             return Err(reject(Reason::InvalidPicks, "current_culture: no picks", rid()));
         }
-        if picks.len() > rules.max_picks {
+        if count > rules.max_picks {
             return Err(reject(
                 Reason::InvalidPicks,
-                format!("current_culture: {} picks, at most {} allowed", picks.len(), rules.max_picks),
+                format!("current_culture: {count} picks, at most {} allowed", rules.max_picks),
                 rid(),
             ));
         }
         let mut seen = [0u64; 4];
-        for pick in &picks {
+        let mut take = |pick: &str| -> Result<(), Rejection> {
             let token = pick.trim();
-            let mut buffer = [0u8; 64];
-            let code: Cow<str> = match ascii_upper(token, &mut buffer) {
-                Some(code) => Cow::Borrowed(code),
-                None => Cow::Owned(token.to_uppercase()),
+            let index = match short_code(token.as_bytes()) {
+                Some(key) => ctx.short_catalogue.get(&key).copied(),
+                None => ctx.catalogue.get(token.to_uppercase().as_bytes()).copied(),
             };
-            let Some(&index) = ctx.catalogue.get(code.as_bytes()) else {
-                let shown = if code.is_empty() { "an empty code".to_string() } else { format!("unknown code {code}") };
+            let Some(index) = index else {
+                let shown = if token.is_empty() {
+                    "an empty code".to_string()
+                } else {
+                    format!("unknown code {}", token.to_uppercase())
+                };
                 return Err(reject(Reason::InvalidPicks, format!("current_culture: {shown}"), rid()));
             };
             let (word, bit) = (usize::from(index / 64), index % 64);
             if seen[word] & (1 << bit) != 0 {
+                let code = token.to_uppercase();
                 return Err(reject(Reason::InvalidPicks, format!("current_culture: {code} picked twice"), rid()));
             }
             seen[word] |= 1 << bit;
             if usize::from(index) < BEHAVIOUR_COUNT {
                 answers[usize::from(index)] = 1;
             }
+            Ok(())
+        };
+        match picks {
+            Picks::Text(t) => t.split('|').try_for_each(&mut take)?,
+            Picks::List(items) => items.iter().flatten().try_for_each(|s| take(s))?,
+            Picks::None => {}
         }
     }
 
@@ -454,14 +480,47 @@ fn check(fields: &Fields<'_>, ctx: &Context) -> Result<Response, Rejection> {
         return Err(reject(Reason::Straightliner, format!("all 21 answers are {answer}"), rid()));
     }
 
+    let response_id = match &fields[RESPONSE_ID] {
+        FieldValue::Text(t) => t.clone(),
+        _ => Cow::Owned(response_id_text.to_string()),
+    };
     Ok(Response {
-        response_id: response_id_text.into(),
+        response_id,
         respondent: xxhash_rust::xxh3::xxh3_128(respondent_key.as_bytes()),
         submitted_at,
         institution,
         district,
         answers,
     })
+}
+
+/// Where a record's votes are, before they are checked.
+enum Picks<'f> {
+    /// `|`-separated codes (CSV, or a JSON string).
+    Text(&'f str),
+    /// A JSON array of strings (every element checked to be a string).
+    List(&'f [Option<String>]),
+    /// None given.
+    None,
+}
+
+impl Picks<'_> {
+    fn count(&self) -> usize {
+        match self {
+            Picks::Text(t) => memchr::memchr_iter(b'|', t.as_bytes()).count() + 1,
+            Picks::List(items) => items.len(),
+            Picks::None => 0,
+        }
+    }
+}
+
+/// The number of characters of `text` when it has more than `max`.
+fn too_many_chars(text: &str, max: usize) -> Option<usize> {
+    // A character is at least one byte: short texts need no counting.
+    if text.len() <= max {
+        return None;
+    }
+    Some(text.chars().count()).filter(|n| *n > max)
 }
 
 /// Upper-cases ASCII `text` into `buffer`; `None` when it is not ASCII or too long (the caller

@@ -140,18 +140,44 @@ pub enum Layout {
     Jsonl,
 }
 
-/// Size and digest of the bytes read from a file, filled while it streams.
-#[derive(Debug, Default)]
+/// Size and digests of the bytes read from a file, filled while it streams: sha256 for the
+/// manifest, and a fast non-cryptographic digest (xxh3) that a second read of the same file
+/// is checked against without paying for sha256 again.
+#[derive(Default)]
 pub struct Fingerprint {
     /// Bytes read from disk (compressed bytes for `.gz`).
     pub bytes: u64,
-    hasher: Sha256,
+    sha: Option<Sha256>,
+    quick: xxhash_rust::xxh3::Xxh3,
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fingerprint").field("bytes", &self.bytes).field("quick", &self.quick()).finish()
+    }
 }
 
 impl Fingerprint {
-    /// Hex sha256 of everything read so far.
+    fn new(sha256: bool) -> Self {
+        Fingerprint { sha: sha256.then(Sha256::default), ..Fingerprint::default() }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.bytes += bytes.len() as u64;
+        self.quick.update(bytes);
+        if let Some(sha) = &mut self.sha {
+            sha.update(bytes);
+        }
+    }
+
+    /// Hex sha256 of everything read so far (empty when the file was reopened without it).
     pub fn sha256(&self) -> String {
-        crate::config::hex(&self.hasher.clone().finalize())
+        self.sha.as_ref().map(|sha| crate::config::hex(&sha.clone().finalize())).unwrap_or_default()
+    }
+
+    /// xxh3 of everything read so far.
+    pub fn quick(&self) -> u64 {
+        self.quick.digest()
     }
 }
 
@@ -164,8 +190,7 @@ impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Ok(mut fp) = self.fingerprint.lock() {
-            fp.bytes += n as u64;
-            fp.hasher.update(&buf[..n]);
+            fp.update(&buf[..n]);
         }
         Ok(n)
     }
@@ -193,8 +218,18 @@ enum ReaderKind {
 impl RecordReader {
     /// Opens `file`, reads and checks its header (CSV) for the columns `instrument` needs.
     pub fn open(file: &InputFile, instrument: Instrument) -> Result<RecordReader> {
+        Self::open_hashing(file, instrument, true)
+    }
+
+    /// Opens `file` again, for a second read checked against the first one's
+    /// [`Fingerprint::quick`] digest (no sha256).
+    pub fn reopen(file: &InputFile, instrument: Instrument) -> Result<RecordReader> {
+        Self::open_hashing(file, instrument, false)
+    }
+
+    fn open_hashing(file: &InputFile, instrument: Instrument, sha256: bool) -> Result<RecordReader> {
         let handle = File::open(&file.path).map_err(|e| Error::io(&file.path, "opening", e))?;
-        let fingerprint = Arc::new(Mutex::new(Fingerprint::default()));
+        let fingerprint = Arc::new(Mutex::new(Fingerprint::new(sha256)));
         let hashing = HashingReader { inner: handle, fingerprint: Arc::clone(&fingerprint) };
         let stream: Stream = if file.gzip {
             Box::new(BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(BufReader::new(hashing))))

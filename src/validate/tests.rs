@@ -30,7 +30,7 @@ fn fixture(instrument: &str) -> Fixture {
     Fixture { master, regions, rules: cfg.survey }
 }
 
-fn run_csv(fx: &Fixture, header: &str, line: &str) -> Result<Response, Rejection> {
+fn run_csv(fx: &Fixture, header: &str, line: &str) -> Result<Response<'static>, Rejection> {
     let text = format!("{header}\n{line}\n");
     let (mut splitter, head) = CsvSplitter::open(text.as_bytes()).unwrap().unwrap();
     let mut columns = [None; FIELD_COUNT];
@@ -43,20 +43,20 @@ fn run_csv(fx: &Fixture, header: &str, line: &str) -> Result<Response, Rejection
     let mut rec = RawRecord::default();
     assert!(splitter.read_record(&mut rec).unwrap());
     let ctx = Context::new(2024, &fx.master, &fx.regions, &fx.rules);
-    validate(&rec, &layout, &ctx)
+    validate(&rec, &layout, &ctx).map(Response::into_owned)
 }
 
-fn votes(line: &str) -> Result<Response, Rejection> {
+fn votes(line: &str) -> Result<Response<'static>, Rejection> {
     run_csv(&fixture("votes"), HEADER, line)
 }
 
-fn json(fx: &Fixture, line: &[u8]) -> Result<Response, Rejection> {
+fn json(fx: &Fixture, line: &[u8]) -> Result<Response<'static>, Rejection> {
     let rec = RawRecord { line: 1, raw: line.to_vec(), ..Default::default() };
     let ctx = Context::new(2024, &fx.master, &fx.regions, &fx.rules);
-    validate(&rec, &Layout::Jsonl, &ctx)
+    validate(&rec, &Layout::Jsonl, &ctx).map(Response::into_owned)
 }
 
-fn reason(result: Result<Response, Rejection>) -> (Reason, String) {
+fn reason(result: Result<Response<'_>, Rejection>) -> (Reason, String) {
     match result {
         Err(r) => (r.reason, r.detail),
         Ok(resp) => panic!("expected a rejection, got {resp:?}"),

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use super::*;
 use crate::config::Instrument;
-use crate::dedupe::{Accepted, Position};
 use crate::estimate::{estimate_institutions, YearOnYear};
 use crate::score::score;
 use crate::validate::{Instant, Response};
@@ -34,8 +33,8 @@ fn world(master_rows: &str) -> World {
 /// A respondent: institution code, work district, overall numerator k (s = k/7).
 type Person = (&'static str, &'static str, u32);
 
-fn kept(w: &World, people: &[Person]) -> Accepted {
-    let items: Vec<(Position, Response)> = people
+fn kept(w: &World, people: &[Person]) -> Vec<Response<'static>> {
+    people
         .iter()
         .enumerate()
         .map(|(i, (inst, district, k))| {
@@ -43,20 +42,16 @@ fn kept(w: &World, people: &[Person]) -> Accepted {
             for v in 0..*k as usize {
                 answers[3 * v + (i % 3)] = 1;
             }
-            (
-                Position { file: 0, line: i as u64 },
-                Response {
-                    response_id: format!("r{i}").into(),
-                    respondent: i as u128,
-                    submitted_at: Instant { secs: 0, nanos: 0 },
-                    institution: w.master.index_of(inst).unwrap(),
-                    district: w.regions.district_index_of(district).unwrap(),
-                    answers,
-                },
-            )
+            Response {
+                response_id: format!("r{i}").into(),
+                respondent: i as u128,
+                submitted_at: Instant { secs: 0, nanos: 0 },
+                institution: w.master.index_of(inst).unwrap(),
+                district: w.regions.district_index_of(district).unwrap(),
+                answers,
+            }
         })
-        .collect();
-    Accepted::from_responses(&items)
+        .collect()
 }
 
 fn run(w: &World, people: &[Person], params: &Params) -> (Vec<InstitutionEstimate>, Domains) {

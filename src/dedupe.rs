@@ -305,8 +305,13 @@ fn split_id(id: u32) -> (usize, usize) {
 
 /// Streaming deduplicator, sharded by respondent so that validation workers push in parallel.
 pub struct Deduper {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<Padded<Mutex<Shard>>>,
 }
+
+/// A shard's lock on a cache line of its own: two workers taking neighbouring shards' locks
+/// would otherwise pass one line back and forth between cores on every record.
+#[repr(align(128))]
+struct Padded<T>(T);
 
 impl Default for Deduper {
     fn default() -> Self {
@@ -331,20 +336,21 @@ impl Deduper {
 
     /// An empty deduplicator expecting about `respondents` respondents.
     pub fn with_capacity(respondents: usize) -> Self {
-        Deduper { shards: (0..SHARDS).map(|_| Mutex::new(Shard::with_capacity(respondents / SHARDS))).collect() }
+        let shard = || Padded(Mutex::new(Shard::with_capacity(respondents / SHARDS)));
+        Deduper { shards: (0..SHARDS).map(|_| shard()).collect() }
     }
 
     /// Offers a response that passed validation. `position.file` must fit 16 bits and
     /// `position.line` 32 bits (checked by the caller).
     pub fn push(&self, position: Position, response: &Response) -> Result<(), Full> {
-        let mut shard = self.shards[shard_of(response.respondent)].lock().unwrap_or_else(|p| p.into_inner());
+        let mut shard = self.shards[shard_of(response.respondent)].0.lock().unwrap_or_else(|p| p.into_inner());
         shard.push(position, response)
     }
 
     /// Settles resubmissions, then repeated `response_id`s among the kept.
     pub fn finish(self) -> Deduped {
         let mut shards: Vec<Shard> =
-            self.shards.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
+            self.shards.into_iter().map(|m| m.0.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
         let mut rejected: Vec<DedupRejection> = shards.par_iter_mut().flat_map_iter(|s| s.superseded()).collect();
         for s in &mut shards {
             s.table = Table::with_capacity(0);

@@ -249,7 +249,7 @@ fn file_meta(cfg: &Config, opts: &RunOptions) -> FileMeta {
     }
 }
 
-/// Chunks validated together; the reading thread fills the next ones meanwhile.
+/// Chunks read ahead of the workers, and outcomes waiting to be merged (each bounded by this).
 const GROUP: usize = 8;
 
 /// What the workers made of one chunk (its accepted responses went to deduplication and
@@ -370,39 +370,50 @@ fn read_and_check(
                     }
                 }
             });
-            let mut group: Vec<Chunk> = Vec::with_capacity(GROUP);
-            let mut finished = false;
-            while !finished {
-                while group.len() < GROUP {
-                    match rx.recv() {
-                        Ok(Ok(chunk)) => group.push(chunk),
-                        Ok(Err(e)) => return Err(ingest::read_error(&file.path, file.gzip, e)),
-                        Err(_) => {
-                            finished = true;
-                            break;
-                        }
+            // Workers take chunks as they come (no barrier between groups of chunks) and hand
+            // back outcomes through a bounded channel: when this thread stops taking them, the
+            // workers and then the reader stop too, so read-ahead stays bounded.
+            let (done_tx, done_rx) = mpsc::sync_channel::<std::io::Result<ChunkOutcome>>(GROUP);
+            let job = &job;
+            scope.spawn(move || {
+                let abandoned = std::sync::atomic::AtomicBool::new(false);
+                rx.into_iter().par_bridge().for_each_with((done_tx, recycle), |(done, recycle), item| {
+                    if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
                     }
+                    let outcome = item.map(|chunk| {
+                        let outcome = process_chunk(&chunk, job);
+                        let _ = recycle.send(chunk);
+                        outcome
+                    });
+                    if done.send(outcome).is_err() {
+                        abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            });
+            let mut merged = 0usize;
+            for outcome in done_rx {
+                merged += 1;
+                let outcome = outcome.map_err(|e| ingest::read_error(&file.path, file.gzip, e))?;
+                tally.records_read += outcome.records;
+                if outcome.line_overflow {
+                    return Err(Error::Usage(format!("{}: more than {} lines", file.path.display(), u32::MAX)));
                 }
-                let outcomes: Vec<ChunkOutcome> = group.par_iter().map(|c| process_chunk(c, &job)).collect();
-                for outcome in outcomes {
-                    tally.records_read += outcome.records;
-                    if outcome.line_overflow {
-                        return Err(Error::Usage(format!("{}: more than {} lines", file.path.display(), u32::MAX)));
-                    }
-                    if outcome.full {
-                        return Err(Error::Usage("more respondents than one run can deduplicate (about 10^9)".into()));
-                    }
-                    for rejection in outcome.rejected {
-                        *tally.by_reason.entry(rejection.reason).or_default() += 1;
-                        quarantine.push(rejection);
-                    }
+                if outcome.full {
+                    return Err(Error::Usage("more respondents than one run can deduplicate (about 10^9)".into()));
                 }
-                for chunk in group.drain(..) {
-                    let _ = recycle.send(chunk);
+                for rejection in outcome.rejected {
+                    *tally.by_reason.entry(rejection.reason).or_default() += 1;
+                    quarantine.push(rejection);
                 }
+                if merged.is_multiple_of(GROUP) {
+                    testhooks::point("after-batch");
+                    let read_so_far = fingerprint.lock().map(|f| f.bytes).unwrap_or(0);
+                    progress.set(done_bytes + read_so_far);
+                }
+            }
+            if !merged.is_multiple_of(GROUP) {
                 testhooks::point("after-batch");
-                let read_so_far = fingerprint.lock().map(|f| f.bytes).unwrap_or(0);
-                progress.set(done_bytes + read_so_far);
             }
             Ok(())
         })?;

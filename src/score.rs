@@ -120,7 +120,10 @@ pub struct InstitutionSums {
 /// order and the thread count.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    cells: FxHashMap<u32, Sums>,
+    /// Cell key → index into `sums`: a small map that stays in cache, where a map holding the
+    /// 248-byte sums inline would not.
+    index: FxHashMap<u32, u32>,
+    sums: Vec<(u32, Sums)>,
 }
 
 fn cell_key(institution: u32, district: u16) -> u32 {
@@ -128,33 +131,36 @@ fn cell_key(institution: u32, district: u16) -> u32 {
 }
 
 impl Tally {
+    fn cell(&mut self, key: u32) -> &mut Sums {
+        let next = self.sums.len() as u32;
+        let at = *self.index.entry(key).or_insert(next);
+        if at == next {
+            self.sums.push((key, Sums::default()));
+        }
+        &mut self.sums[at as usize].1
+    }
+
     /// Adds an accepted response.
     pub fn add(&mut self, response: &Response, instrument: Instrument) {
-        self.cells
-            .entry(cell_key(response.institution, response.district))
-            .or_default()
-            .add(&response.answers, instrument);
+        self.cell(cell_key(response.institution, response.district)).add(&response.answers, instrument);
     }
 
     /// Takes out a response added before.
     pub fn remove(&mut self, response: &Response, instrument: Instrument) {
-        self.cells
-            .entry(cell_key(response.institution, response.district))
-            .or_default()
-            .remove(&response.answers, instrument);
+        self.cell(cell_key(response.institution, response.district)).remove(&response.answers, instrument);
     }
 
     /// Adds another tally.
     pub fn merge(&mut self, other: Tally) {
-        for (key, sums) in other.cells {
-            self.cells.entry(key).or_default().merge(&sums);
+        for (key, sums) in other.sums {
+            self.cell(key).merge(&sums);
         }
     }
 
     /// One entry per institution of the master (empty for institutions without respondents).
     pub fn into_institutions(self, institutions: usize) -> Vec<InstitutionSums> {
         let mut out = vec![InstitutionSums::default(); institutions];
-        let mut cells: Vec<(u32, Sums)> = self.cells.into_iter().filter(|(_, sums)| sums.n > 0).collect();
+        let mut cells: Vec<(u32, Sums)> = self.sums.into_iter().filter(|(_, sums)| sums.n > 0).collect();
         cells.sort_unstable_by_key(|(key, _)| *key);
         for (key, sums) in cells {
             let inst = &mut out[(key >> 16) as usize];

@@ -196,10 +196,13 @@ pub fn validate<'r>(rec: &'r RawRecord, layout: &Layout, ctx: &Context) -> Resul
             if rec.len() != *width {
                 return Err(reject(Reason::MalformedRow, format!("{} fields, header has {width}", rec.len()), None));
             }
-            if std::str::from_utf8(&rec.raw).is_err() {
+            let Ok(raw) = std::str::from_utf8(&rec.raw) else {
                 return Err(reject(Reason::InvalidEncoding, "record is not valid UTF-8", None));
-            }
-            check(&csv_fields(rec, columns), ctx)
+            };
+            // Unquoting only drops ASCII bytes (whole characters) from valid UTF-8: the
+            // values are valid UTF-8 too.
+            let values = if rec.in_raw { raw } else { std::str::from_utf8(&rec.values).unwrap_or("") };
+            check(&csv_fields(rec, values, columns), ctx)
         }
         Layout::Jsonl => {
             let Ok(text) = std::str::from_utf8(&rec.raw) else {
@@ -224,24 +227,23 @@ pub fn validate<'r>(rec: &'r RawRecord, layout: &Layout, ctx: &Context) -> Resul
     }
 }
 
-fn csv_fields<'r>(rec: &'r RawRecord, columns: &[Option<usize>; FIELD_COUNT]) -> Fields<'r> {
-    // The raw record was checked as UTF-8, and fields are its bytes less ASCII quotes and
-    // delimiters, so the values are UTF-8 and every field end is a character boundary.
-    let values = std::str::from_utf8(&rec.values).unwrap_or("");
-    std::array::from_fn(|slot| match columns[slot] {
-        None => FieldValue::Absent,
-        Some(i) => {
-            let start = if i == 0 { 0 } else { rec.ends[i - 1] as usize };
-            match values.get(start..rec.ends[i] as usize) {
-                Some(text) => text_value(Cow::Borrowed(text)),
-                None => text_value(String::from_utf8_lossy(rec.field(i))),
-            }
-        }
-    })
+/// The fields of a CSV record; `values` is the text its field offsets point into.
+fn csv_fields<'r>(rec: &'r RawRecord, values: &'r str, columns: &[Option<usize>; FIELD_COUNT]) -> Fields<'r> {
+    let mut fields: Fields<'r> = [const { FieldValue::Absent }; FIELD_COUNT];
+    for (slot, column) in columns.iter().enumerate() {
+        let Some(i) = *column else { continue };
+        // Fields are the record's bytes less ASCII quotes and delimiters, so every field end
+        // is a character boundary.
+        fields[slot] = match values.get(rec.field_start(i)..rec.ends[i] as usize) {
+            Some(text) => text_value(Cow::Borrowed(text)),
+            None => text_value(String::from_utf8_lossy(rec.field(i))),
+        };
+    }
+    fields
 }
 
 fn text_value(text: Cow<'_, str>) -> FieldValue<'_> {
-    let trimmed_len = text.trim().len();
+    let trimmed_len = trim(&text).len();
     if trimmed_len == 0 {
         return FieldValue::Absent;
     }
@@ -433,7 +435,7 @@ fn check<'r>(fields: &Fields<'r>, ctx: &Context) -> Result<Response<'r>, Rejecti
         }
         let mut seen = [0u64; 4];
         let mut take = |pick: &str| -> Result<(), Rejection> {
-            let token = pick.trim();
+            let token = trim(pick);
             let index = match short_code(token.as_bytes()) {
                 Some(key) => ctx.short_catalogue.get(&key).copied(),
                 None => ctx.catalogue.get(token.to_uppercase().as_bytes()).copied(),
@@ -458,7 +460,16 @@ fn check<'r>(fields: &Fields<'r>, ctx: &Context) -> Result<Response<'r>, Rejecti
             Ok(())
         };
         match picks {
-            Picks::Text(t) => t.split('|').try_for_each(&mut take)?,
+            Picks::Text(t) => {
+                let mut start = 0;
+                for (at, b) in t.bytes().enumerate() {
+                    if b == b'|' {
+                        take(&t[start..at])?;
+                        start = at + 1;
+                    }
+                }
+                take(&t[start..])?
+            }
             Picks::List(items) => items.iter().flatten().try_for_each(|s| take(s))?,
             Picks::None => {}
         }
@@ -507,10 +518,20 @@ enum Picks<'f> {
 impl Picks<'_> {
     fn count(&self) -> usize {
         match self {
-            Picks::Text(t) => memchr::memchr_iter(b'|', t.as_bytes()).count() + 1,
+            // A byte loop: the lists are short, shorter than memchr's set-up pays for.
+            Picks::Text(t) => t.bytes().filter(|b| *b == b'|').count() + 1,
             Picks::List(items) => items.len(),
             Picks::None => 0,
         }
+    }
+}
+
+/// `text.trim()`, skipped when `text` starts and ends with a visible ASCII character (the
+/// usual case, and a cheap test).
+fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
     }
 }
 

@@ -58,6 +58,7 @@ impl Chunk {
                 rec.raw.extend_from_slice(raw);
                 rec.values.clear();
                 rec.ends.clear();
+                rec.in_raw = false;
                 rec.fault = None;
             }
         }

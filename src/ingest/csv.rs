@@ -30,8 +30,11 @@ pub struct CsvRecord {
     pub raw: Vec<u8>,
     /// Unescaped field bytes, concatenated.
     pub values: Vec<u8>,
-    /// End offset in `values` of each field.
+    /// End offset in `values` of each field (in `raw` when `in_raw`).
     pub ends: Vec<u32>,
+    /// The record has no quote, so its fields are the bytes of `raw` between delimiters and
+    /// `values` is not filled (the common case, spared a copy).
+    pub in_raw: bool,
     /// Why the record is malformed, if it is.
     pub fault: Option<&'static str>,
 }
@@ -49,8 +52,17 @@ impl CsvRecord {
 
     /// Bytes of field `i`.
     pub fn field(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.values[start..self.ends[i] as usize]
+        let bytes = if self.in_raw { &self.raw } else { &self.values };
+        &bytes[self.field_start(i)..self.ends[i] as usize]
+    }
+
+    /// Where field `i` starts, in `raw` when `in_raw`, else in `values`.
+    pub fn field_start(&self, i: usize) -> usize {
+        match i {
+            0 => 0,
+            // In `raw`, a delimiter separates the fields.
+            _ => self.ends[i - 1] as usize + usize::from(self.in_raw),
+        }
     }
 
     fn clear(&mut self) {
@@ -58,6 +70,7 @@ impl CsvRecord {
         self.values.clear();
         self.ends.clear();
         self.fault = None;
+        self.in_raw = false;
     }
 }
 
@@ -100,15 +113,10 @@ pub fn split_record(raw: &[u8], delimiter: u8, rec: &mut CsvRecord) {
     rec.clear();
     rec.raw.extend_from_slice(raw);
     if memchr::memchr(b'"', raw).is_none() {
-        // Fast path: no quoting, fields are the bytes between delimiters.
-        let mut start = 0;
-        for at in memchr::memchr_iter(delimiter, raw) {
-            rec.values.extend_from_slice(&raw[start..at]);
-            rec.ends.push(rec.values.len() as u32);
-            start = at + 1;
-        }
-        rec.values.extend_from_slice(&raw[start..]);
-        rec.ends.push(rec.values.len() as u32);
+        // Fast path: no quoting, fields are the bytes of `raw` between delimiters.
+        rec.in_raw = true;
+        rec.ends.extend(memchr::memchr_iter(delimiter, raw).map(|at| at as u32));
+        rec.ends.push(raw.len() as u32);
         return;
     }
     let mut state = State::FieldStart;

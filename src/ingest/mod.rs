@@ -286,6 +286,7 @@ pub fn read_error(path: &Path, gzip: bool, e: io::Error) -> Error {
 fn read_json_line(input: &mut Stream, lines: &mut u64, rec: &mut RawRecord) -> io::Result<bool> {
     rec.values.clear();
     rec.ends.clear();
+    rec.in_raw = false;
     rec.fault = None;
     loop {
         rec.raw.clear();

@@ -91,8 +91,14 @@ fn broken_quoting_is_malformed() {
 #[test]
 fn malformed_takes_precedence_over_encoding() {
     let fx = fixture("votes");
-    let rec =
-        RawRecord { line: 2, raw: b"a\xff,b".to_vec(), values: b"a\xffb".to_vec(), ends: vec![2, 3], fault: None };
+    let rec = RawRecord {
+        line: 2,
+        raw: b"a\xff,b".to_vec(),
+        values: b"a\xffb".to_vec(),
+        ends: vec![2, 3],
+        fault: None,
+        in_raw: false,
+    };
     let mut columns = [None; FIELD_COUNT];
     columns[0] = Some(0);
     let ctx = Context::new(2024, &fx.master, &fx.regions, &fx.rules);

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::config::Instrument;
-use crate::dedupe::{DedupRejection, Deduper, Position};
+use crate::dedupe::{Batch, DedupRejection, Deduper, Position};
 use crate::error::{Error, Result};
 use crate::estimate::{estimate_domains, estimate_institutions, Domains, InstitutionEstimate, Params, Previous};
 use crate::ingest::chunk::Chunk;
@@ -280,25 +280,22 @@ struct FileJob<'a> {
 
 fn process_chunk(chunk: &Chunk, job: &FileJob) -> ChunkOutcome {
     thread_local! {
-        static SCRATCH: std::cell::RefCell<RawRecord> = std::cell::RefCell::new(RawRecord::default());
+        static SCRATCH: std::cell::RefCell<(RawRecord, Batch)> = std::cell::RefCell::default();
     }
     let worker = rayon::current_thread_index().unwrap_or(job.tallies.len() - 1).min(job.tallies.len() - 1);
     let mut tally = job.tallies[worker].lock().unwrap_or_else(|p| p.into_inner());
     SCRATCH.with(|scratch| {
-        let mut rec = scratch.borrow_mut();
+        let (rec, batch) = &mut *scratch.borrow_mut();
         let mut out = ChunkOutcome { records: chunk.spans.len() as u64, ..ChunkOutcome::default() };
         for i in 0..chunk.spans.len() {
-            chunk.record_into(i, job.format, job.delimiter, &mut rec);
-            match validate(&rec, job.layout, job.ctx) {
+            chunk.record_into(i, job.format, job.delimiter, rec);
+            match validate(rec, job.layout, job.ctx) {
                 Ok(response) => {
                     if rec.line > u64::from(u32::MAX) {
                         out.line_overflow = true;
                         continue;
                     }
-                    if job.deduper.push(Position { file: job.file, line: rec.line }, &response).is_err() {
-                        out.full = true;
-                        continue;
-                    }
+                    batch.add(Position { file: job.file, line: rec.line }, &response);
                     tally.add(&response, job.instrument);
                 }
                 Err(rejection) => out.rejected.push(QuarantineRecord {
@@ -311,6 +308,9 @@ fn process_chunk(chunk: &Chunk, job: &FileJob) -> ChunkOutcome {
                     raw: raw_text(&rec.raw),
                 }),
             }
+        }
+        if job.deduper.push_batch(batch).is_err() {
+            out.full = true;
         }
         out
     })
@@ -638,14 +638,25 @@ fn stage_everything(
     let Publication { cfg, opts, master, regions, institutions, domains, quarantine_records, started } = *publication;
     let warehouse = &cfg.paths.warehouse;
     let tables = Tables::build(master, regions, institutions, domains);
-    report.tables = stage_tables(txn, warehouse, cfg.year, &tables, meta)?;
 
-    // The quarantine is swapped in the same transaction as the tables.
+    // The quarantine is swapped in the same transaction as the tables; its file (the largest,
+    // with every rejected record's raw text) is written while the tables are.
     let q_staging = quarantine_staging(&cfg.paths.quarantine, &opts.run_id);
     txn.stage_extra_dir(q_staging.clone())?;
     let q_year = layout::quarantine_dir(&q_staging, cfg.year);
-    let rows = quarantine::write(&q_year, quarantine_records, meta)?;
-    write_marker(&q_year, &opts.run_id, quarantine::FILE_MODE)?;
+    let (staged_tables, quarantine_rows) = std::thread::scope(|scope| {
+        let quarantine = scope.spawn(|| -> Result<u64> {
+            let rows = quarantine::write(&q_year, quarantine_records, meta)?;
+            write_marker(&q_year, &opts.run_id, quarantine::FILE_MODE)?;
+            Ok(rows)
+        });
+        let staged = stage_tables(txn, warehouse, cfg.year, &tables, meta);
+        let rows =
+            quarantine.join().unwrap_or_else(|_| Err(Error::Usage("internal: quarantine writer panicked".into())));
+        (staged, rows)
+    });
+    report.tables = staged_tables?;
+    let rows = quarantine_rows?;
     txn.stage(Entry {
         name: "quarantine".into(),
         live: layout::quarantine_dir(&cfg.paths.quarantine, cfg.year),

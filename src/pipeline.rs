@@ -444,6 +444,7 @@ fn read_and_check(
     for t in worker_tallies {
         sums.merge(t.into_inner().unwrap_or_else(|p| p.into_inner()));
     }
+    testhooks::point("before-reread");
     let reread = reread_rejected(cfg, &ctx, files, &deduped.rejected, &tallies)?;
     for (r, (raw, response)) in deduped.rejected.iter().zip(reread) {
         sums.remove(&response, cfg.survey.instrument);

@@ -6,8 +6,10 @@
 //! - `BERAKHLAK_TEST_STEP_MS=<ms>`: sleep before every publishing step (file, marker, journal,
 //!   swap, manifest).
 //! - `BERAKHLAK_TEST_PAUSE=<point>:<ms>`: sleep every time the run passes a named point:
-//!   `after-batch` (after each group of chunks, up to 8 × 1 MiB, is validated),
-//!   `before-publish` (after reading and estimating, before the input check and publishing).
+//!   `after-batch` (after every 8 chunks of up to 1 MiB are validated, and at the end of each
+//!   file), `before-reread` (after the first read of every file, before the records that
+//!   deduplication rejected are read again), `before-publish` (after reading and estimating,
+//!   before the input check and publishing).
 //! - `BERAKHLAK_FAULT=<point>`: abort the process at a named point (a crash, no cleanup).
 //! - `BERAKHLAK_TEST_FAIL_WRITE=<text>`: creating a file whose path contains `<text>` fails
 //!   with ENOSPC.

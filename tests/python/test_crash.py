@@ -505,6 +505,36 @@ def test_input_truncated_mid_run(base, tmp_path):
     assert_kept(before, wh, q, what="truncated input: ")
 
 
+def test_input_rewritten_in_place_between_reads(base, tmp_path):
+    """A dump rewritten in place after the first read, same size and modification time, is
+    caught by the second read (for the records deduplication rejected) through its digest."""
+    wh, q = fresh(base, tmp_path)
+    in_dir = copy_input(base, tmp_path)
+    quarantined = pq.read_table(base.q / f"year={YEAR}" / "part-00000.parquet").to_pylist()
+    reread = sorted({r["source_file"] for r in quarantined
+                     if r["reason"] == "superseded" and not r["source_file"].endswith(".gz")})
+    assert reread, "the base input should hold resubmissions in a plain CSV dump"
+    victim = in_dir / reread[0]
+    before = keep(wh, q)
+    cmd = cl.aggregate_cmd(base.cfg, YEAR, wh, q, input_dir=in_dir)
+    env = cl.clean_env(BERAKHLAK_TEST_PAUSE="before-reread:1500", BERAKHLAK_RUN_ID="rewritten")
+    with cl.child(cmd, env) as c:
+        c.wait_for("before-reread", timeout=120)
+        assert c.poll() is None
+        st = victim.stat()
+        data = bytearray(victim.read_bytes())
+        at = max(i for i, b in enumerate(data) if chr(b).isalpha())   # a letter near the end
+        data[at] ^= 0x20                                              # same size, case swapped
+        victim.write_bytes(bytes(data))
+        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert victim.stat().st_size == st.st_size
+        rc = c.wait()
+    assert rc == 1, c.describe()
+    assert reread[0] in c.stderr and "differs between two reads" in c.stderr, c.stderr
+    assert WRITING not in c.stderr, "publishing started on a rewritten input"
+    assert_kept(before, wh, q, what="rewritten input: ")
+
+
 def test_input_removed_mid_run(base, tmp_path):
     wh, q = fresh(base, tmp_path)
     in_dir = copy_input(base, tmp_path)

@@ -202,7 +202,11 @@ pub fn validate<'r>(rec: &'r RawRecord, layout: &Layout, ctx: &Context) -> Resul
             // Unquoting only drops ASCII bytes (whole characters) from valid UTF-8: the
             // values are valid UTF-8 too.
             let values = if rec.in_raw { raw } else { std::str::from_utf8(&rec.values).unwrap_or("") };
-            check(&csv_fields(rec, values, columns), ctx)
+            // The votes instrument reads no likert item: its field array stops before them.
+            match ctx.rules.instrument {
+                Instrument::Votes => check(&csv_fields::<LIKERT_FIRST>(rec, values, columns), ctx),
+                Instrument::Likert => check(&csv_fields::<FIELD_COUNT>(rec, values, columns), ctx),
+            }
         }
         Layout::Jsonl => {
             let Ok(text) = std::str::from_utf8(&rec.raw) else {
@@ -227,10 +231,14 @@ pub fn validate<'r>(rec: &'r RawRecord, layout: &Layout, ctx: &Context) -> Resul
     }
 }
 
-/// The fields of a CSV record; `values` is the text its field offsets point into.
-fn csv_fields<'r>(rec: &'r RawRecord, values: &'r str, columns: &[Option<usize>; FIELD_COUNT]) -> Fields<'r> {
-    let mut fields: Fields<'r> = [const { FieldValue::Absent }; FIELD_COUNT];
-    for (slot, column) in columns.iter().enumerate() {
+/// The first `N` field slots of a CSV record; `values` is the text its field offsets point into.
+fn csv_fields<'r, const N: usize>(
+    rec: &'r RawRecord,
+    values: &'r str,
+    columns: &[Option<usize>; FIELD_COUNT],
+) -> [FieldValue<'r>; N] {
+    let mut fields = [const { FieldValue::Absent }; N];
+    for (slot, column) in columns.iter().take(N).enumerate() {
         let Some(i) = *column else { continue };
         // Fields are the record's bytes less ASCII quotes and delimiters, so every field end
         // is a character boundary.
@@ -290,7 +298,9 @@ fn json_fields(map: &serde_json::Map<String, Value>) -> Fields<'_> {
     fields
 }
 
-fn check<'r>(fields: &Fields<'r>, ctx: &Context) -> Result<Response<'r>, Rejection> {
+/// Checks a record's fields (the slots of [`fields`]; votes records may stop before the likert
+/// items, which they never read).
+fn check<'r>(fields: &[FieldValue<'r>], ctx: &Context) -> Result<Response<'r>, Rejection> {
     let rules = ctx.rules;
     // Only a rejection needs the response_id as an owned string.
     let rid = || match &fields[RESPONSE_ID] {

@@ -374,10 +374,10 @@ fn shard_of(key: u128) -> usize {
 }
 
 /// Entries of `(response_id hash, record)` sorted at a time while looking for repeated
-/// `response_id`s: the kept records are hashed in as many passes as this needs, so the check
-/// costs a bounded 16 MiB, not memory per respondent (halving the passes at 5 M respondents
-/// saved no measurable time and cost 32 MiB of peak).
-const RID_PASS_ENTRIES: usize = 1 << 20;
+/// `response_id`s (8 bytes each): up to 8 M kept records are checked in one pass (64 MiB at
+/// most, 40 MiB at 5 M respondents, less than the respondent tables just freed held); more are
+/// checked in several passes over a slice of the hash space each, so memory stays bounded.
+const RID_PASS_ENTRIES: usize = 1 << 23;
 
 impl Deduper {
     /// An empty deduplicator.
@@ -451,20 +451,22 @@ fn repeated_response_ids(shards: &[ShardStore], pass_entries: usize) -> (Vec<u32
         (&shards[shard], shards[shard].records.get(index))
     };
     for pass in 0..passes {
-        let mut hashed: Vec<(u64, u32)> = shards
+        // One entry per record of this pass: 32 bits of the id's hash above the record's id.
+        let mut hashed: Vec<u64> = shards
             .par_iter()
             .enumerate()
             .flat_map_iter(|(shard, store)| {
                 store.records.iter().enumerate().filter_map(move |(index, s)| {
                     let hash = xxhash_rust::xxh3::xxh3_64(store.rid(s));
-                    (hash % passes == pass).then(|| (hash, global_id(shard, index)))
+                    ((hash & 0xffff_ffff) % passes == pass)
+                        .then(|| ((hash >> 32) << 32) | u64::from(global_id(shard, index)))
                 })
             })
             .collect();
         hashed.par_sort_unstable();
-        for run in hashed.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        for run in hashed.chunk_by(|a, b| a >> 32 == b >> 32).filter(|run| run.len() > 1) {
             // The same hash: compare the ids themselves, first in input order first.
-            let mut ids: Vec<u32> = run.iter().map(|(_, id)| *id).collect();
+            let mut ids: Vec<u32> = run.iter().map(|entry| *entry as u32).collect();
             ids.sort_by_key(|id| {
                 let (store, s) = record(*id);
                 (store.rid(s), position_of(s))

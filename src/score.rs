@@ -118,12 +118,67 @@ pub struct InstitutionSums {
 /// pass validation (each reading thread keeps its own tally) and taken out again when
 /// deduplication rejects them; integer sums make the result exact and independent of the
 /// order and the thread count.
+///
+/// A response is first added to the cell's 32-bit counters (128 bytes, two cache lines), which
+/// are flushed into the exact 64-bit [`Sums`] before they could overflow: a worker touches tens
+/// of thousands of cells, and 248-byte sums per cell did not stay in cache.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    /// Cell key → index into `sums`: a small map that stays in cache, where a map holding the
-    /// 248-byte sums inline would not.
+    /// Cell key → index into `cells`.
     index: FxHashMap<u32, u32>,
+    cells: Vec<Narrow>,
     sums: Vec<(u32, Sums)>,
+}
+
+/// 32-bit sums of the responses added to a cell since its last flush.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Narrow {
+    n: u32,
+    overall: u32,
+    overall_sq: u32,
+    values: [u32; VALUE_COUNT],
+    behaviours: [u32; BEHAVIOUR_COUNT],
+}
+
+/// Responses a cell's 32-bit counters take before a flush: the largest overall numerator is 7
+/// (votes) or 21 × 63 (likert, whose range is at most 63), and its square must fit.
+fn flush_every(instrument: Instrument) -> u32 {
+    let max_overall: u32 = match instrument {
+        Instrument::Votes => VALUE_COUNT as u32,
+        Instrument::Likert => BEHAVIOUR_COUNT as u32 * 63,
+    };
+    u32::MAX / (max_overall * max_overall)
+}
+
+impl Narrow {
+    fn add(&mut self, answers: &[u8; BEHAVIOUR_COUNT], instrument: Instrument) {
+        let x = value_numerators(answers, instrument);
+        let s: u32 = x.iter().sum();
+        self.n += 1;
+        self.overall += s;
+        self.overall_sq += s * s;
+        for (acc, v) in self.values.iter_mut().zip(x) {
+            *acc += v;
+        }
+        for (acc, a) in self.behaviours.iter_mut().zip(answers) {
+            *acc += u32::from(*a);
+        }
+    }
+
+    /// Moves the counts into `sums`.
+    fn flush_into(&mut self, sums: &mut Sums) {
+        sums.n += u64::from(self.n);
+        sums.overall += u64::from(self.overall);
+        sums.overall_sq += u64::from(self.overall_sq);
+        for (acc, v) in sums.values.iter_mut().zip(self.values) {
+            *acc += u64::from(v);
+        }
+        for (acc, b) in sums.behaviours.iter_mut().zip(self.behaviours) {
+            *acc += u64::from(b);
+        }
+        *self = Narrow::default();
+    }
 }
 
 fn cell_key(institution: u32, district: u16) -> u32 {
@@ -131,36 +186,59 @@ fn cell_key(institution: u32, district: u16) -> u32 {
 }
 
 impl Tally {
-    fn cell(&mut self, key: u32) -> &mut Sums {
-        let next = self.sums.len() as u32;
+    fn cell(&mut self, key: u32) -> usize {
+        let next = self.cells.len() as u32;
         let at = *self.index.entry(key).or_insert(next);
         if at == next {
+            self.cells.push(Narrow::default());
             self.sums.push((key, Sums::default()));
         }
-        &mut self.sums[at as usize].1
+        at as usize
+    }
+
+    /// The exact sums of cell `at`, with its pending counts flushed in.
+    fn flushed(&mut self, at: usize) -> &mut Sums {
+        let sums = &mut self.sums[at].1;
+        self.cells[at].flush_into(sums);
+        sums
     }
 
     /// Adds an accepted response.
     pub fn add(&mut self, response: &Response, instrument: Instrument) {
-        self.cell(cell_key(response.institution, response.district)).add(&response.answers, instrument);
+        let at = self.cell(cell_key(response.institution, response.district));
+        let cell = &mut self.cells[at];
+        cell.add(&response.answers, instrument);
+        if cell.n >= flush_every(instrument) {
+            self.flushed(at);
+        }
     }
 
     /// Takes out a response added before.
     pub fn remove(&mut self, response: &Response, instrument: Instrument) {
-        self.cell(cell_key(response.institution, response.district)).remove(&response.answers, instrument);
+        let at = self.cell(cell_key(response.institution, response.district));
+        self.flushed(at).remove(&response.answers, instrument);
     }
 
     /// Adds another tally.
     pub fn merge(&mut self, other: Tally) {
-        for (key, sums) in other.sums {
-            self.cell(key).merge(&sums);
+        for (key, sums) in other.into_sums() {
+            let at = self.cell(key);
+            self.flushed(at).merge(&sums);
         }
+    }
+
+    /// Every cell's exact sums.
+    fn into_sums(mut self) -> Vec<(u32, Sums)> {
+        for at in 0..self.cells.len() {
+            self.flushed(at);
+        }
+        self.sums
     }
 
     /// One entry per institution of the master (empty for institutions without respondents).
     pub fn into_institutions(self, institutions: usize) -> Vec<InstitutionSums> {
         let mut out = vec![InstitutionSums::default(); institutions];
-        let mut cells: Vec<(u32, Sums)> = self.sums.into_iter().filter(|(_, sums)| sums.n > 0).collect();
+        let mut cells: Vec<(u32, Sums)> = self.into_sums().into_iter().filter(|(_, sums)| sums.n > 0).collect();
         cells.sort_unstable_by_key(|(key, _)| *key);
         for (key, sums) in cells {
             let inst = &mut out[(key >> 16) as usize];
@@ -232,6 +310,24 @@ mod tests {
         assert_eq!(got, score(&[a], 3, Instrument::Votes));
         // The emptied cell is gone, not kept with n = 0.
         assert_eq!(got[2].cells.len(), 1);
+    }
+
+    #[test]
+    fn counts_past_a_flush_stay_exact() {
+        // Likert flushes every few thousand responses per cell: cross several flushes and
+        // compare with sums added one by one in 64 bits.
+        let n = 3 * flush_every(Instrument::Likert) as usize + 17;
+        let mut tally = Tally::default();
+        let mut direct = Sums::default();
+        for i in 0..n {
+            let mut r = kept(0, 1, &[]);
+            r.answers = std::array::from_fn(|b| ((i * 7 + b * 13) % 64) as u8);
+            tally.add(&r, Instrument::Likert);
+            direct.add(&r.answers, Instrument::Likert);
+        }
+        let got = tally.into_institutions(1);
+        assert_eq!(got[0].total, direct);
+        assert_eq!(got[0].total.n, n as u64);
     }
 
     #[test]

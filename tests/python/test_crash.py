@@ -484,6 +484,19 @@ def test_read_only_quarantine(base, tmp_path):
 # 5. Inputs that change or break during the run
 # ---------------------------------------------------------------------------------------------
 
+def run_changing_input(base, wh, q, input_dir, point, run_id, change):
+    """Runs `aggregate`, pauses it at `point` and calls `change()` meanwhile; returns the exit
+    code and the finished child."""
+    cmd = cl.aggregate_cmd(base.cfg, YEAR, wh, q, input_dir=input_dir)
+    env = cl.clean_env(BERAKHLAK_TEST_PAUSE=f"{point}:1500", BERAKHLAK_RUN_ID=run_id)
+    with cl.child(cmd, env) as c:
+        c.wait_for(point, timeout=120)
+        assert c.poll() is None, "the run ended before the pause"
+        change()
+        rc = c.wait()
+    return rc, c
+
+
 def test_input_truncated_mid_run(base, tmp_path):
     wh, q = fresh(base, tmp_path)
     header, rows = accepted_rows(base, YEAR)
@@ -492,13 +505,9 @@ def test_input_truncated_mid_run(base, tmp_path):
     big = write_csv(tmp_path / "big-input" / "big.csv", header, rows, n=40960, tag="BIG",
                     note=1000)
     before = keep(wh, q)
-    cmd = cl.aggregate_cmd(base.cfg, YEAR, wh, q, input_dir=big.parent)
-    env = cl.clean_env(BERAKHLAK_TEST_PAUSE="after-batch:1500", BERAKHLAK_RUN_ID="truncated")
-    with cl.child(cmd, env) as c:
-        c.wait_for("after-batch", timeout=120)   # paused after the first batch
-        assert c.poll() is None
-        os.truncate(big, big.stat().st_size // 2)
-        rc = c.wait()
+    # Paused after the first batch.
+    rc, c = run_changing_input(base, wh, q, big.parent, "after-batch", "truncated",
+                               lambda: os.truncate(big, big.stat().st_size // 2))
     assert rc == 1, c.describe()
     assert "big.csv" in c.stderr, "the error should name the file\n" + c.stderr
     assert WRITING not in c.stderr, "publishing started on a truncated input"
@@ -516,11 +525,8 @@ def test_input_rewritten_in_place_between_reads(base, tmp_path):
     assert reread, "the base input should hold resubmissions in a plain CSV dump"
     victim = in_dir / reread[0]
     before = keep(wh, q)
-    cmd = cl.aggregate_cmd(base.cfg, YEAR, wh, q, input_dir=in_dir)
-    env = cl.clean_env(BERAKHLAK_TEST_PAUSE="before-reread:1500", BERAKHLAK_RUN_ID="rewritten")
-    with cl.child(cmd, env) as c:
-        c.wait_for("before-reread", timeout=120)
-        assert c.poll() is None
+
+    def rewrite():
         st = victim.stat()
         data = bytearray(victim.read_bytes())
         at = max(i for i, b in enumerate(data) if chr(b).isalpha())   # a letter near the end
@@ -528,7 +534,8 @@ def test_input_rewritten_in_place_between_reads(base, tmp_path):
         victim.write_bytes(bytes(data))
         os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
         assert victim.stat().st_size == st.st_size
-        rc = c.wait()
+
+    rc, c = run_changing_input(base, wh, q, in_dir, "before-reread", "rewritten", rewrite)
     assert rc == 1, c.describe()
     assert reread[0] in c.stderr and "differs between two reads" in c.stderr, c.stderr
     assert WRITING not in c.stderr, "publishing started on a rewritten input"
@@ -540,13 +547,7 @@ def test_input_removed_mid_run(base, tmp_path):
     in_dir = copy_input(base, tmp_path)
     victim = in_dir / "a_main.csv"
     before = keep(wh, q)
-    cmd = cl.aggregate_cmd(base.cfg, YEAR, wh, q, input_dir=in_dir)
-    env = cl.clean_env(BERAKHLAK_TEST_PAUSE="before-publish:1500", BERAKHLAK_RUN_ID="removed")
-    with cl.child(cmd, env) as c:
-        c.wait_for("before-publish", timeout=120)
-        assert c.poll() is None
-        victim.unlink()
-        rc = c.wait()
+    rc, c = run_changing_input(base, wh, q, in_dir, "before-publish", "removed", victim.unlink)
     assert rc == 1, c.describe()
     assert "a_main.csv" in c.stderr, "the error should name the file\n" + c.stderr
     assert_kept(before, wh, q, what="removed input: ")

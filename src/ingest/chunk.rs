@@ -9,7 +9,9 @@ use std::io::{self, BufRead};
 
 use memchr::memchr;
 
-use super::csv::{scan_quotes, split_record, terminator_len, CsvRecord, QuoteState, MAX_RECORD_BYTES, RAW_KEEP};
+use super::csv::{
+    read_line, scan_quotes, split_record, terminator_len, CsvRecord, QuoteState, MAX_RECORD_BYTES, RAW_KEEP,
+};
 use super::Format;
 
 /// Target size of a chunk.
@@ -102,7 +104,7 @@ impl<R: BufRead> ChunkReader<R> {
         chunk.spans.clear();
         while chunk.data.len() < CHUNK_BYTES {
             let start = chunk.data.len();
-            if self.input.read_until(b'\n', &mut chunk.data)? == 0 {
+            if read_line(&mut self.input, &mut chunk.data)? == 0 {
                 break;
             }
             self.lines += 1;
@@ -146,7 +148,7 @@ impl<R: BufRead> ChunkReader<R> {
                 chunk.data.truncate(span.start + RAW_KEEP + 4);
                 loop {
                     self.scratch.clear();
-                    if self.input.read_until(b'\n', &mut self.scratch)? == 0 {
+                    if read_line(&mut self.input, &mut self.scratch)? == 0 {
                         span.unterminated = true;
                         return Ok(());
                     }
@@ -159,7 +161,7 @@ impl<R: BufRead> ChunkReader<R> {
                 }
             }
             let before = chunk.data.len();
-            if self.input.read_until(b'\n', &mut chunk.data)? == 0 {
+            if read_line(&mut self.input, &mut chunk.data)? == 0 {
                 span.unterminated = true;
                 return Ok(());
             }

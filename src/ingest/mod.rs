@@ -290,7 +290,7 @@ fn read_json_line(input: &mut Stream, lines: &mut u64, rec: &mut RawRecord) -> i
     rec.fault = None;
     loop {
         rec.raw.clear();
-        if input.read_until(b'\n', &mut rec.raw)? == 0 {
+        if csv::read_line(input, &mut rec.raw)? == 0 {
             return Ok(false);
         }
         *lines += 1;

@@ -17,9 +17,6 @@ use crate::error::{Error, Result};
 /// Most distractor codes a catalogue may have (picks are tracked in a 256-bit set).
 pub const MAX_DISTRACTORS: usize = 256 - 21;
 
-/// Widest likert scale: answers are stored in 6 bits (`crate::dedupe::ANSWER_BITS`).
-pub const MAX_LIKERT_RANGE: i64 = 63;
-
 /// Path of the configuration used when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/berakhlak.toml";
 

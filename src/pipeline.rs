@@ -376,19 +376,15 @@ fn read_and_check(
             let (done_tx, done_rx) = mpsc::sync_channel::<std::io::Result<ChunkOutcome>>(GROUP);
             let job = &job;
             scope.spawn(move || {
-                let abandoned = std::sync::atomic::AtomicBool::new(false);
-                rx.into_iter().par_bridge().for_each_with((done_tx, recycle), |(done, recycle), item| {
-                    if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
-                        return;
-                    }
+                // Ends early once this thread stops taking outcomes (an error): the channel of
+                // chunks is then dropped, which stops the reader too.
+                let _ = rx.into_iter().par_bridge().try_for_each_with((done_tx, recycle), |(done, recycle), item| {
                     let outcome = item.map(|chunk| {
                         let outcome = process_chunk(&chunk, job);
                         let _ = recycle.send(chunk);
                         outcome
                     });
-                    if done.send(outcome).is_err() {
-                        abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    done.send(outcome).map_err(|_| ())
                 });
             });
             let mut merged = 0usize;

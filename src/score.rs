@@ -120,8 +120,9 @@ pub struct InstitutionSums {
 /// order and the thread count.
 ///
 /// A response is first added to the cell's 32-bit counters (128 bytes, two cache lines), which
-/// are flushed into the exact 64-bit [`Sums`] before they could overflow: a worker touches tens
-/// of thousands of cells, and 248-byte sums per cell did not stay in cache.
+/// are flushed into the exact 64-bit [`Sums`] before they could overflow (see [`flush_every`]):
+/// a worker touches tens of thousands of cells, and 248-byte sums per cell did not stay in
+/// cache.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     /// Cell key → index into `cells`.
@@ -142,11 +143,12 @@ struct Narrow {
 }
 
 /// Responses a cell's 32-bit counters take before a flush: the largest overall numerator is 7
-/// (votes) or 21 × 63 (likert, whose range is at most 63), and its square must fit.
+/// (votes) or 21 × 255 (likert: an answer numerator is a `u8`, the config allows ranges up to
+/// 255), and the sum of its squares must fit.
 fn flush_every(instrument: Instrument) -> u32 {
     let max_overall: u32 = match instrument {
         Instrument::Votes => VALUE_COUNT as u32,
-        Instrument::Likert => BEHAVIOUR_COUNT as u32 * 63,
+        Instrument::Likert => BEHAVIOUR_COUNT as u32 * u32::from(u8::MAX),
     };
     u32::MAX / (max_overall * max_overall)
 }
@@ -314,20 +316,23 @@ mod tests {
 
     #[test]
     fn counts_past_a_flush_stay_exact() {
-        // Likert flushes every few thousand responses per cell: cross several flushes and
-        // compare with sums added one by one in 64 bits.
-        let n = 3 * flush_every(Instrument::Likert) as usize + 17;
-        let mut tally = Tally::default();
-        let mut direct = Sums::default();
-        for i in 0..n {
-            let mut r = kept(0, 1, &[]);
-            r.answers = std::array::from_fn(|b| ((i * 7 + b * 13) % 64) as u8);
-            tally.add(&r, Instrument::Likert);
-            direct.add(&r.answers, Instrument::Likert);
+        // Cross several flushes of one cell, with answers up to the largest a config allows
+        // (a 0..255 scale), and compare with sums added one by one in 64 bits. Every squared
+        // overall numerator near its maximum would overflow 32 bits within ~150 responses.
+        let n = 5 * flush_every(Instrument::Likert) as usize + 17;
+        for top in [63u8, 100, 255] {
+            let mut tally = Tally::default();
+            let mut direct = Sums::default();
+            for i in 0..n {
+                let mut r = kept(0, 1, &[]);
+                r.answers = std::array::from_fn(|b| top - ((i * 7 + b * 13) % 3) as u8);
+                tally.add(&r, Instrument::Likert);
+                direct.add(&r.answers, Instrument::Likert);
+            }
+            let got = tally.into_institutions(1);
+            assert_eq!(got[0].total, direct, "answers up to {top}");
+            assert_eq!(got[0].total.n, n as u64);
         }
-        let got = tally.into_institutions(1);
-        assert_eq!(got[0].total, direct);
-        assert_eq!(got[0].total.n, n as u64);
     }
 
     #[test]

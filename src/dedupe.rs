@@ -1,9 +1,10 @@
 //! Deduplication (SPEC 3): one response per respondent, then one per `response_id`.
 //!
-//! Streaming and compact: each accepted response is offered as it is validated, and only the
-//! current winner of each respondent is held, in a 64-byte record (plus its `response_id`
-//! bytes in an arena and 4 bytes of hash table), so memory grows with respondents, not with
-//! records or file sizes.
+//! Streaming and compact: each accepted response is offered as it is validated (a chunk's
+//! worth at a time), and only the current winner of each respondent is held, in a 40-byte
+//! record (plus its `response_id` bytes in an arena and 4 bytes of hash table), so memory
+//! grows with respondents, not with records or file sizes. Scores are not held here: see
+//! [`crate::score::Tally`].
 //!
 //! The winner of a respondent is the maximum of (submitted_at, response_id bytewise, earlier
 //! position): a total order, so the result does not depend on the order responses are offered
@@ -340,16 +341,6 @@ impl Batch {
             rid_len: rid.len() as u16,
         });
         self.rids.extend_from_slice(rid);
-    }
-
-    /// Number of responses held.
-    pub fn len(&self) -> usize {
-        self.offers.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.offers.is_empty()
     }
 }
 

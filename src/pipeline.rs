@@ -333,6 +333,8 @@ fn read_and_check(
     let deduper = Deduper::with_capacity((total_bytes / 256) as usize);
     let worker_tallies: Vec<Mutex<Tally>> =
         (0..=rayon::current_num_threads()).map(|_| Mutex::new(Tally::default())).collect();
+    // Each quarantined record names its file; the names are shared, not copied per record.
+    let names: Vec<Arc<str>> = files.iter().map(|f| Arc::from(f.rel_path.as_str())).collect();
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut tallies = Vec::with_capacity(files.len());
     let mut done_bytes = 0u64;
@@ -346,7 +348,7 @@ fn read_and_check(
             ctx: &ctx,
             instrument: cfg.survey.instrument,
             file: index as u32,
-            name: Arc::from(file.rel_path.as_str()),
+            name: Arc::clone(&names[index]),
             deduper: &deduper,
             tallies: &worker_tallies,
         };
@@ -448,7 +450,7 @@ fn read_and_check(
         *tally.by_reason.entry(r.reason).or_default() += 1;
         quarantine.push(QuarantineRecord {
             file: r.position.file,
-            source_file: Arc::from(files[r.position.file as usize].rel_path.as_str()),
+            source_file: Arc::clone(&names[r.position.file as usize]),
             line_number: r.position.line,
             response_id: Some(r.response_id.clone()),
             reason: r.reason,
